@@ -1,0 +1,240 @@
+"""Behaviour policy for the offline datasets: stable-baselines3 SAC on Hopper-v5.
+
+``train`` runs SAC with periodic deterministic evaluation, keeps every evaluated policy
+(``policies/step_<N>.zip``) plus the best one, and checkpoints model + replay buffer so an
+interrupted run resumes where it stopped. ``record`` rolls a chosen policy out (stochastic
+actions) into a D4RL-layout HDF5 file; ``replay`` turns the saved replay buffer into the
+"medium-replay" dataset.
+
+stable-baselines3 is a data-generation dependency only (``pip install .[data]``); nothing at
+planning time imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from diffuser_ros.data.d4rl_io import write_dataset
+
+LOG = logging.getLogger("diffuser_ros.behaviour")
+ENV_ID = "Hopper-v5"
+
+
+def _sb3():
+    try:
+        import stable_baselines3 as sb3
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise SystemExit(
+            "stable-baselines3 is needed to train the behaviour policy: pip install '.[data]'"
+        ) from exc
+    return sb3
+
+
+def _latest_checkpoint(ckpt_dir: Path) -> tuple[Path, Path] | None:
+    models = sorted(ckpt_dir.glob("sac_*_steps.zip"), key=lambda p: int(p.stem.split("_")[1]))
+    for model in reversed(models):
+        steps = model.stem.split("_")[1]
+        buffer = ckpt_dir / f"sac_replay_buffer_{steps}_steps.pkl"
+        if buffer.exists():
+            return model, buffer
+    return None
+
+
+def evaluate_policy_returns(model, seeds: list[int], deterministic: bool = True) -> list[float]:
+    """Full-episode returns of an SB3 policy on Hopper-v5, one episode per seed."""
+    import gymnasium as gym
+
+    returns = []
+    env = gym.make(ENV_ID)
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            action, _ = model.predict(obs, deterministic=deterministic)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
+
+
+def train(out: Path, total_steps: int, eval_every: int, seed: int) -> None:
+    """Train SAC, keeping each evaluated policy; resumes from ``out/checkpoints``."""
+    sb3 = _sb3()
+    import gymnasium as gym
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    torch.set_num_threads(1)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "policies").mkdir(exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    ckpt_dir.mkdir(exist_ok=True)
+    history_path = out / "eval_history.json"
+    history = json.loads(history_path.read_text()) if history_path.exists() else []
+
+    env = gym.make(ENV_ID)
+    latest = _latest_checkpoint(ckpt_dir)
+    if latest is not None:
+        model = sb3.SAC.load(latest[0], env=env, device="cpu")
+        model.load_replay_buffer(latest[1])
+        LOG.info("resumed from %s at %d steps", latest[0].name, model.num_timesteps)
+    else:
+        # rl-zoo's Hopper settings: SB3 defaults with 10k random warm-up steps.
+        model = sb3.SAC("MlpPolicy", env, learning_starts=10_000, seed=seed, device="cpu",
+                        buffer_size=total_steps, verbose=0)
+
+    class EvalAndCheckpoint(BaseCallback):
+        def _on_step(self) -> bool:
+            n = self.num_timesteps
+            if n % eval_every:
+                return True
+            returns = evaluate_policy_returns(self.model, seeds=list(range(1000, 1005)))
+            mean = float(np.mean(returns))
+            self.model.save(out / "policies" / f"step_{n}.zip")
+            history.append({"steps": n, "mean_return": mean, "returns": returns})
+            best = max(history, key=lambda h: h["mean_return"])
+            if best["steps"] == n:
+                self.model.save(out / "policies" / "best.zip")
+            history_path.write_text(json.dumps(history, indent=1))
+            LOG.info("steps %d: eval return %.0f (best %.0f at %d)", n, mean,
+                     best["mean_return"], best["steps"])
+            self.model.save(ckpt_dir / f"sac_{n}_steps.zip")
+            self.model.save_replay_buffer(ckpt_dir / f"sac_replay_buffer_{n}_steps.pkl")
+            for old in ckpt_dir.glob("sac_*"):  # keep only the newest checkpoint pair
+                if f"_{n}_steps" not in old.name:
+                    old.unlink()
+            return True
+
+    remaining = total_steps - model.num_timesteps
+    if remaining > 0:
+        model.learn(remaining, callback=EvalAndCheckpoint(), reset_num_timesteps=False)
+    model.save_replay_buffer(out / "replay_buffer.pkl")
+    LOG.info("done: %d steps", model.num_timesteps)
+
+
+def record(policy_path: Path, out_file: Path, n_transitions: int, seed: int,
+           n_envs: int = 16, deterministic: bool = False) -> dict:
+    """Roll out an SB3 policy into a D4RL-layout HDF5 file; returns its provenance."""
+    sb3 = _sb3()
+    import gymnasium as gym
+    import torch
+
+    torch.set_num_threads(1)
+    model = sb3.SAC.load(policy_path, device="cpu")
+    envs = [gym.make(ENV_ID) for _ in range(n_envs)]
+    obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(envs)])
+    next_seed = seed + n_envs
+    per_env: list[dict[str, list]] = [
+        {k: [] for k in ("observations", "actions", "rewards", "terminals", "timeouts",
+                         "next_observations")} for _ in envs]
+    episode_returns, running = [], np.zeros(n_envs)
+    count = 0
+    while count < n_transitions:
+        actions, _ = model.predict(obs, deterministic=deterministic)
+        for i, env in enumerate(envs):
+            nobs, reward, terminated, truncated, _ = env.step(actions[i])
+            buf = per_env[i]
+            buf["observations"].append(obs[i])
+            buf["actions"].append(actions[i])
+            buf["rewards"].append(reward)
+            buf["terminals"].append(terminated)
+            buf["timeouts"].append(truncated and not terminated)
+            buf["next_observations"].append(nobs)
+            running[i] += reward
+            count += 1
+            if terminated or truncated:
+                episode_returns.append(running[i])
+                running[i] = 0.0
+                nobs, _ = env.reset(seed=next_seed)
+                next_seed += 1
+            obs[i] = nobs
+    for i, env in enumerate(envs):
+        # The last episode of each env is cut short: mark it as a timeout so nothing treats the
+        # cut as a fall.
+        if per_env[i]["timeouts"]:
+            per_env[i]["timeouts"][-1] = per_env[i]["timeouts"][-1] or not per_env[i]["terminals"][-1]
+        env.close()
+    data = {k: np.concatenate([np.asarray(b[k]) for b in per_env])[:n_transitions]
+            for k in per_env[0]}
+    if not data["terminals"][-1]:
+        data["timeouts"][-1] = True
+    attrs = {
+        "env_id": ENV_ID, "env_version": "v5", "policy": f"sb3 SAC {policy_path.name}",
+        "policy_actions": "deterministic" if deterministic else "stochastic",
+        "seed": seed, "n_envs": n_envs,
+        "mean_episode_return": float(np.mean(episode_returns)),
+        "n_complete_episodes": len(episode_returns),
+    }
+    write_dataset(out_file, data, attrs)
+    LOG.info("wrote %s: %d transitions, mean episode return %.0f over %d episodes",
+             out_file, len(data["rewards"]), attrs["mean_episode_return"], len(episode_returns))
+    return attrs
+
+
+def replay(buffer_path: Path, out_file: Path, training_steps: int) -> dict:
+    """Turn SAC's saved replay buffer into a D4RL-layout "medium-replay" dataset."""
+    from stable_baselines3.common.save_util import load_from_pkl
+
+    buf = load_from_pkl(buffer_path)
+    n = buf.buffer_size if buf.full else buf.pos
+    obs = buf.observations[:n, 0]
+    nobs = buf.next_observations[:n, 0]
+    dones = buf.dones[:n, 0].astype(bool)
+    timeouts = buf.timeouts[:n, 0].astype(bool)
+    data = {
+        "observations": obs, "actions": buf.actions[:n, 0], "rewards": buf.rewards[:n, 0],
+        "terminals": dones & ~timeouts, "timeouts": timeouts,
+        "next_observations": nobs,
+    }
+    data["timeouts"][-1] = not data["terminals"][-1]
+    ends = np.flatnonzero(data["terminals"] | data["timeouts"])
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    returns = [float(data["rewards"][s:e + 1].sum()) for s, e in zip(starts, ends)]
+    attrs = {"env_id": ENV_ID, "env_version": "v5", "policy": "sb3 SAC replay buffer",
+             "policy_training_steps": training_steps,
+             "mean_episode_return": float(np.mean(returns)), "n_complete_episodes": len(returns)}
+    write_dataset(out_file, data, attrs)
+    LOG.info("wrote %s: %d transitions, %d episodes", out_file, n, len(returns))
+    return attrs
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("train", help="train SAC on Hopper-v5 (resumable)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--steps", type=int, default=150_000)
+    p.add_argument("--eval-every", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("record", help="roll a policy out into a D4RL-layout HDF5 file")
+    p.add_argument("--policy", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--transitions", type=int, default=1_000_000)
+    p.add_argument("--seed", type=int, default=10_000)
+    p.add_argument("--deterministic", action="store_true")
+    p = sub.add_parser("replay", help="write the replay buffer as a medium-replay dataset")
+    p.add_argument("--buffer", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--training-steps", type=int, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"),
+                        format="%(asctime)s %(name)s %(message)s")
+    if args.cmd == "train":
+        train(args.out, args.steps, args.eval_every, args.seed)
+    elif args.cmd == "record":
+        record(args.policy, args.out, args.transitions, args.seed,
+               deterministic=args.deterministic)
+    else:
+        replay(args.buffer, args.out, args.training_steps)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Value-guided diffusion planning (Janner et al., 2022) on diffusers building blocks.
+
+Nothing in this package imports rclpy: it is the reusable, testable core that the ROS nodes,
+the training pipeline and the evaluation scripts share.
+"""
+
+from diffuser_ros.planning.checkpoint import (
+    CheckpointError,
+    default_model_path,
+    load_planner,
+    save_planner,
+)
+from diffuser_ros.planning.config import PRESETS, PlannerConfig, preset
+from diffuser_ros.planning.device import resolve_device
+from diffuser_ros.planning.models import build_unet, build_value_function, unet_config, value_function_config
+from diffuser_ros.planning.normalizer import GaussianNormalizer
+from diffuser_ros.planning.planner import DiffusionPlanner, Plan, PlannerSpec
+from diffuser_ros.planning.schedule import DiffusionSchedule, make_scheduler
+
+__all__ = [
+    "PRESETS",
+    "CheckpointError",
+    "DiffusionPlanner",
+    "DiffusionSchedule",
+    "GaussianNormalizer",
+    "Plan",
+    "PlannerConfig",
+    "PlannerSpec",
+    "build_unet",
+    "default_model_path",
+    "build_value_function",
+    "load_planner",
+    "make_scheduler",
+    "preset",
+    "resolve_device",
+    "save_planner",
+    "unet_config",
+    "value_function_config",
+]

@@ -1,0 +1,307 @@
+"""``DiffusionPlanner``: receding-horizon planning with a value-guided diffusion model.
+
+Usage::
+
+    planner = load_planner("path/to/model")            # or DiffusionPlanner(unet, value, ...)
+    planner.reset()                                     # at the start of every episode
+    action = planner.select_action(observation)         # [obs_dim] -> [action_dim]
+    plan = planner.plan(observations)                   # [B, obs_dim] -> Plan with B batches
+
+``plan`` samples ``n_candidates`` trajectories per observation in one batch (several robots or
+evaluation environments share one forward pass), ranks them by value and returns the first action
+of each best plan, un-normalised and clipped to the action bounds.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import DDPMScheduler, UNet1DModel
+
+from diffuser_ros.planning.config import PlannerConfig
+from diffuser_ros.planning.device import resolve_device
+from diffuser_ros.planning.models import check_horizon
+from diffuser_ros.planning.normalizer import GaussianNormalizer
+from diffuser_ros.planning.sampler import Conditioning, GuideSettings, guided_sample
+from diffuser_ros.planning.schedule import DiffusionSchedule, timestep_sequence
+
+# {horizon index: (observation dims, raw observation values)}; values [C] or [B, C].
+Constraints = Mapping[int, tuple[Sequence[int], np.ndarray]]
+
+
+@dataclass(frozen=True)
+class PlannerSpec:
+    """What a model plans over; stored with the checkpoint as planner metadata."""
+
+    observation_dim: int
+    action_dim: int
+    horizon: int
+    action_low: tuple[float, ...]
+    action_high: tuple[float, ...]
+    env_id: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
+            raise ValueError("action bounds must have action_dim entries")
+        if any(lo > hi for lo, hi in zip(self.action_low, self.action_high)):
+            raise ValueError("action_low must not exceed action_high")
+
+    @property
+    def transition_dim(self) -> int:
+        return self.action_dim + self.observation_dim
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Result of one planning call. Leading ``B`` is absent when one observation was given.
+
+    All arrays are un-normalised numpy float64 (values float32): ``actions`` [B, N, H, action_dim],
+    ``observations`` [B, N, H, obs_dim], ``values`` [B, N] (predicted return), ``best`` [B],
+    ``action`` [B, action_dim] (first action of each best plan, clipped to the bounds).
+    """
+
+    action: np.ndarray
+    actions: np.ndarray
+    observations: np.ndarray
+    values: np.ndarray
+    best: np.ndarray
+    warm_started: bool
+
+    @property
+    def best_actions(self) -> np.ndarray:
+        return np.take_along_axis(self.actions, self._best_index(4), axis=-3).squeeze(-3)
+
+    @property
+    def best_observations(self) -> np.ndarray:
+        return np.take_along_axis(self.observations, self._best_index(4), axis=-3).squeeze(-3)
+
+    @property
+    def best_value(self) -> np.ndarray:
+        return np.take_along_axis(self.values, np.asarray(self.best)[..., None], axis=-1)[..., 0]
+
+    def _best_index(self, ndim: int) -> np.ndarray:
+        return np.asarray(self.best).reshape(np.shape(self.best) + (1,) * (ndim - 1))
+
+
+class DiffusionPlanner:
+    """Value-guided diffusion planner (Janner et al., 2022). Thread-safe: one plan at a time."""
+
+    def __init__(self, unet: UNet1DModel, value_function: UNet1DModel, scheduler: DDPMScheduler,
+                 normalizer: GaussianNormalizer, spec: PlannerSpec,
+                 config: PlannerConfig | None = None):
+        if normalizer.observation_dim != spec.observation_dim or \
+                normalizer.action_dim != spec.action_dim:
+            raise ValueError(f"normaliser dims ({normalizer.observation_dim} obs, "
+                             f"{normalizer.action_dim} act) do not match the planner spec "
+                             f"({spec.observation_dim} obs, {spec.action_dim} act)")
+        for name, model in (("unet", unet), ("value_function", value_function)):
+            if model.config.in_channels != spec.transition_dim:
+                raise ValueError(f"{name} has {model.config.in_channels} input channels but the "
+                                 f"spec needs {spec.transition_dim} (actions + observations)")
+        check_horizon(spec.horizon, tuple(unet.config.block_out_channels))
+        self.spec = spec
+        self.normalizer = normalizer
+        self.schedule = DiffusionSchedule(scheduler)
+        self._lock = threading.RLock()
+        self._unet = unet.eval().requires_grad_(False)
+        self._value = value_function.eval().requires_grad_(False)
+        self.device = torch.device("cpu")
+        self.config = PlannerConfig()
+        self.configure(config or PlannerConfig())
+
+    # -- settings ---------------------------------------------------------------------------
+    def configure(self, config: PlannerConfig) -> None:
+        """Apply new settings (validated against the model first); takes effect between plans."""
+        config.validate(self.schedule.num_train_timesteps)
+        with self._lock:
+            device = resolve_device(config.device)
+            first_time = not hasattr(self, "_generator")
+            needs_reset = first_time or device != self.device or config.seed != self.config.seed
+            if device != self.device:
+                self._unet.to(device)
+                self._value.to(device)
+                self.device = device
+            self.config = config
+            sequence = timestep_sequence(self.schedule.num_train_timesteps, config.n_denoise_steps)
+            self._coefficients = self.schedule.coefficients(
+                sequence, config.sampler, config.ddim_eta, device=self.device)
+            self._guide = GuideSettings(config.n_guide_steps, config.guide_scale,
+                                        config.t_stopgrad, config.scale_grad_by_std)
+            self._timestep_cache: dict[tuple[int, int], list[torch.Tensor]] = {}
+            self._obs_mean = torch.as_tensor(self.normalizer.observation_mean,
+                                             dtype=torch.float32, device=self.device)
+            self._obs_std = torch.as_tensor(self.normalizer.observation_std,
+                                            dtype=torch.float32, device=self.device)
+            self._act_low = np.asarray(self.spec.action_low, dtype=np.float32)
+            self._act_high = np.asarray(self.spec.action_high, dtype=np.float32)
+            if needs_reset:  # keep the episode's noise stream and warm start otherwise
+                self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous plan (warm start) and re-seed the noise (when ``seed`` >= 0)."""
+        with self._lock:
+            self._previous: torch.Tensor | None = None
+            self._generator = torch.Generator(device=self.device)
+            if self.config.seed >= 0:
+                self._generator.manual_seed(self.config.seed)
+            else:
+                self._generator.seed()
+
+    # -- planning ---------------------------------------------------------------------------
+    def select_action(self, observation, constraints: Constraints | None = None) -> np.ndarray:
+        """The action to execute now: ``[action_dim]`` (or ``[B, action_dim]`` for a batch)."""
+        return self.plan(observation, constraints).action
+
+    def plan(self, observation, constraints: Constraints | None = None,
+             generator: torch.Generator | None = None,
+             noise: torch.Tensor | None = None) -> Plan:
+        """Plan from ``observation`` ([obs_dim] or [B, obs_dim], raw units).
+
+        ``constraints`` adds inpainting conditions ``{horizon_index: (obs_dims, values)}`` on top
+        of the current observation at index 0 (e.g. a goal at ``horizon - 1``).
+        ``generator`` overrides the planner's own noise generator for this call; ``noise``
+        supplies every random draw explicitly: ``[S + 1, B, N, H, D]`` (or ``[S + 1, N, H, D]``
+        for one observation), ``noise[0]`` the initial sample (or the warm-start re-noising) and
+        ``noise[k + 1]`` the noise of step k, S being the number of steps this call runs.
+        Raises ``ValueError`` for non-finite or wrongly sized input.
+        """
+        obs, single = self._check_observation(observation)
+        with self._lock:
+            return self._plan(obs, single, constraints, generator, noise)
+
+    def _plan(self, obs: np.ndarray, single: bool, constraints, generator, noise) -> Plan:
+        cfg, spec = self.config, self.spec
+        n_env, n_cand = obs.shape[0], cfg.n_candidates
+        batch = n_env * n_cand
+        act_dim, horizon, dim = spec.action_dim, spec.horizon, spec.transition_dim
+        conditioning = self._conditioning(obs, constraints, n_env, n_cand)
+
+        warm = cfg.warm_start and self._previous is not None and self._previous.shape[0] == n_env
+        n_total = len(self._coefficients.timesteps)
+        first = n_total - cfg.warm_start_steps if warm else 0
+        coefficients = _slice_coefficients(self._coefficients, first)
+        n_steps = n_total - first
+
+        noise = self._noise(noise, generator, n_steps, n_env, n_cand, single)
+        if warm:
+            # Previous best plan shifted one step (last entry repeated), re-noised to the level
+            # of the first step we run: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) z.
+            prev = self._previous
+            shifted = torch.cat([prev[:, :, 1:], prev[:, :, -1:]], dim=2)
+            x0 = shifted.repeat_interleave(n_cand, dim=0)
+            x = coefficients.sqrt_alpha_bar[0] * x0 + \
+                coefficients.sqrt_one_minus_alpha_bar[0] * noise[0]
+        else:
+            x = noise[0].clone()
+        x, values = guided_sample(self._unet, self._value, x, conditioning, coefficients,
+                                  self._guide, noise[1:], self._timesteps(batch, first))
+
+        x = x.view(n_env, n_cand, dim, horizon)
+        values = values.view(n_env, n_cand)
+        best = values.argmax(dim=1)
+        self._previous = x[torch.arange(n_env, device=x.device), best].clone()
+
+        traj = x.transpose(2, 3).float().cpu().numpy()  # [B, N, H, D]
+        traj = self.normalizer.unnormalize_transitions(traj.astype(np.float64))
+        # Re-impose the conditions in raw units too, so conditioned entries equal the given
+        # values exactly rather than up to float round-off of normalise/un-normalise.
+        traj[:, :, 0, act_dim:] = obs[:, None, :]
+        for h, (dims, values) in (constraints or {}).items():
+            vals = np.broadcast_to(np.asarray(values, dtype=np.float64), (n_env, len(dims)))
+            traj[:, :, h, act_dim + np.asarray(dims)] = vals[:, None, :]
+        actions, observations = traj[..., :act_dim], traj[..., act_dim:]
+        best_np = best.cpu().numpy()
+        first_action = np.clip(actions[np.arange(n_env), best_np, 0], self._act_low, self._act_high)
+        first_action = first_action.astype(np.float64)
+        result = Plan(first_action, actions, observations, values.float().cpu().numpy(), best_np,
+                      warm)
+        if single:
+            result = Plan(result.action[0], result.actions[0], result.observations[0],
+                          result.values[0], result.best[0], warm)
+        return result
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _check_observation(self, observation) -> tuple[np.ndarray, bool]:
+        try:
+            obs = np.asarray(observation, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"observation is not numeric: {exc}") from exc
+        single = obs.ndim == 1
+        if single:
+            obs = obs[None]
+        if obs.ndim != 2 or obs.shape[1] != self.spec.observation_dim or obs.shape[0] == 0:
+            raise ValueError(f"observation must have shape [{self.spec.observation_dim}] or "
+                             f"[B, {self.spec.observation_dim}], got {np.shape(observation)}")
+        if not np.isfinite(obs).all():
+            bad = sorted(set(np.argwhere(~np.isfinite(obs))[:, 1].tolist()))
+            raise ValueError(f"observation has non-finite values (NaN/Inf) in dimension(s) {bad}; "
+                             "refusing to plan on it")
+        return obs, single
+
+    def _conditioning(self, obs: np.ndarray, constraints, n_env: int, n_cand: int) -> Conditioning:
+        act_dim, obs_dim = self.spec.action_dim, self.spec.observation_dim
+        norm_obs = torch.as_tensor(self.normalizer.normalize_observations(obs),
+                                   dtype=torch.float32, device=self.device)
+        entries = [(0, torch.arange(act_dim, act_dim + obs_dim, device=self.device),
+                    norm_obs.repeat_interleave(n_cand, dim=0))]
+        for h, (dims, values) in (constraints or {}).items():
+            if not isinstance(h, (int, np.integer)) or not 0 <= h < self.spec.horizon:
+                raise ValueError(f"constraint timestep {h!r} is outside the horizon "
+                                 f"[0, {self.spec.horizon})")
+            dims = np.asarray(dims, dtype=np.int64).reshape(-1)
+            if dims.size == 0 or (dims < 0).any() or (dims >= obs_dim).any() or \
+                    len(set(dims.tolist())) != dims.size:
+                raise ValueError(f"constraint at {h}: dims must be distinct observation indices in "
+                                 f"[0, {obs_dim}), got {dims.tolist()}")
+            vals = np.asarray(values, dtype=np.float64)
+            if vals.ndim == 1:
+                vals = np.broadcast_to(vals, (n_env, vals.shape[0]))
+            if vals.shape != (n_env, dims.size):
+                raise ValueError(f"constraint at {h}: values must have shape [{dims.size}] or "
+                                 f"[{n_env}, {dims.size}], got {np.shape(values)}")
+            if not np.isfinite(vals).all():
+                raise ValueError(f"constraint at {h}: values must be finite")
+            norm = (vals - self.normalizer.observation_mean[dims]) / \
+                self.normalizer.observation_std[dims]
+            entries.append((int(h), torch.as_tensor(dims + act_dim, device=self.device),
+                            torch.as_tensor(norm, dtype=torch.float32, device=self.device)
+                            .repeat_interleave(n_cand, dim=0)))
+        return Conditioning(entries)
+
+    def _noise(self, noise, generator, n_steps: int, n_env: int, n_cand: int,
+               single: bool) -> torch.Tensor:
+        """Every random draw of one call as ``[S + 1, B * N, D, H]`` (channel-first)."""
+        horizon, dim = self.spec.horizon, self.spec.transition_dim
+        expected = (n_steps + 1, n_env, n_cand, horizon, dim)
+        if noise is None:
+            gen = generator or self._generator
+            noise = torch.randn(expected, generator=gen, device=gen.device, dtype=torch.float32)
+        else:
+            noise = torch.as_tensor(noise, dtype=torch.float32)
+            if single and noise.dim() == 4:
+                noise = noise.unsqueeze(1)
+            if tuple(noise.shape) != expected:
+                shown = expected[:1] + expected[2:] if single else expected
+                raise ValueError(f"noise must have shape {list(shown)} (steps + 1, "
+                                 f"{'' if single else 'B, '}N, H, D), got {list(noise.shape)}")
+        noise = noise.to(self.device).reshape(n_steps + 1, n_env * n_cand, horizon, dim)
+        return noise.transpose(2, 3)
+
+    def _timesteps(self, batch: int, first: int) -> list[torch.Tensor]:
+        key = (batch, first)
+        if key not in self._timestep_cache:
+            self._timestep_cache[key] = [
+                torch.full((batch,), int(t), dtype=torch.long, device=self.device)
+                for t in self._coefficients.timesteps[first:].tolist()]
+        return self._timestep_cache[key]
+
+
+def _slice_coefficients(coefficients, first: int):
+    if first == 0:
+        return coefficients
+    return type(coefficients)(*(getattr(coefficients, f)[first:] for f in
+                                coefficients.__dataclass_fields__))

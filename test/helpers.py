@@ -1,0 +1,38 @@
+"""Builders for tiny real models, shared by the tests (imported by conftest)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from diffuser_ros.planning import (
+    DiffusionPlanner,
+    GaussianNormalizer,
+    PlannerConfig,
+    PlannerSpec,
+    build_unet,
+    build_value_function,
+    make_scheduler,
+)
+
+HOPPER_OBS, HOPPER_ACT = 11, 3
+TINY_CHANNELS = (8, 16, 32)
+TINY_HORIZON = 8
+
+
+def tiny_normalizer(obs_dim: int = HOPPER_OBS, act_dim: int = HOPPER_ACT) -> GaussianNormalizer:
+    rng = np.random.default_rng(1)
+    return GaussianNormalizer(rng.normal(size=obs_dim), rng.uniform(0.5, 2.0, obs_dim),
+                              rng.normal(size=act_dim) * 0.1, rng.uniform(0.3, 0.8, act_dim))
+
+
+def make_tiny_planner(seed: int = 0, config: PlannerConfig | None = None,
+                      value_function=None, horizon: int = TINY_HORIZON) -> DiffusionPlanner:
+    torch.manual_seed(seed)
+    dim = HOPPER_OBS + HOPPER_ACT
+    unet = build_unet(transition_dim=dim, block_out_channels=TINY_CHANNELS)
+    value = value_function or build_value_function(transition_dim=dim,
+                                                   block_out_channels=TINY_CHANNELS)
+    spec = PlannerSpec(HOPPER_OBS, HOPPER_ACT, horizon, (-1.0,) * 3, (1.0,) * 3, "Hopper-v5")
+    config = config or PlannerConfig(n_candidates=4, seed=seed, device="cpu")
+    return DiffusionPlanner(unet, value, make_scheduler(), tiny_normalizer(), spec, config)
