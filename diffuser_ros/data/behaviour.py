@@ -160,7 +160,8 @@ def record(policy_path: Path, out_file: Path, n_transitions: int, seed: int,
         # The last episode of each env is cut short: mark it as a timeout so nothing treats the
         # cut as a fall.
         if per_env[i]["timeouts"]:
-            per_env[i]["timeouts"][-1] = per_env[i]["timeouts"][-1] or not per_env[i]["terminals"][-1]
+            last_cut = not per_env[i]["terminals"][-1]
+            per_env[i]["timeouts"][-1] = per_env[i]["timeouts"][-1] or last_cut
         env.close()
     data = {k: np.concatenate([np.asarray(b[k]) for b in per_env])[:n_transitions]
             for k in per_env[0]}

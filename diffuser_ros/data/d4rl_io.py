@@ -68,7 +68,8 @@ def write_dataset(path: str | Path, data: dict[str, np.ndarray],
                 arr = arr.astype(np.float32)
             f.create_dataset(key, data=arr, compression="gzip")
         for key, value in (attrs or {}).items():
-            f.attrs[key] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+            plain = isinstance(value, (int, float, str, bool))
+            f.attrs[key] = value if plain else json.dumps(value)
     tmp.replace(path)  # atomic: a half-written file never carries the final name
     return path
 

@@ -12,7 +12,12 @@ from diffuser_ros.planning.checkpoint import (
 )
 from diffuser_ros.planning.config import PRESETS, PlannerConfig, preset
 from diffuser_ros.planning.device import resolve_device
-from diffuser_ros.planning.models import build_unet, build_value_function, unet_config, value_function_config
+from diffuser_ros.planning.models import (
+    build_unet,
+    build_value_function,
+    unet_config,
+    value_function_config,
+)
 from diffuser_ros.planning.normalizer import GaussianNormalizer
 from diffuser_ros.planning.planner import DiffusionPlanner, Plan, PlannerSpec
 from diffuser_ros.planning.schedule import DiffusionSchedule, make_scheduler

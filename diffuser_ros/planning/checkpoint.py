@@ -129,6 +129,12 @@ def _load_model(path: str | Path, subfolder: str, device: torch.device) -> UNet1
     except Exception as exc:  # noqa: BLE001 - safetensors/diffusers raise many types
         raise CheckpointError(f"could not load {folder} (corrupt or incompatible weights): "
                               f"{exc}") from exc
+    # Weights come back as views into the safetensors buffer, which can be unaligned: CPU kernels
+    # then take other code paths and results differ in the last bits from a freshly built model.
+    # Fresh, aligned copies make a loaded planner bit-identical to the one that was saved.
+    with torch.no_grad():
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            tensor.data = tensor.data.clone()
     return model.to(device)
 
 
@@ -157,7 +163,8 @@ def load_planner(path: str | Path, config: PlannerConfig | None = None,
         try:
             config = PlannerConfig.from_dict(meta.get("defaults", {}))
         except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"corrupt default settings in {path}/planner.json: {exc}") from exc
+            raise CheckpointError(f"corrupt default settings in {path}/planner.json: "
+                                  f"{exc}") from exc
     if overrides:
         config = config.replace(**overrides)
     from diffuser_ros.planning.device import resolve_device

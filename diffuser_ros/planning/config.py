@@ -35,7 +35,7 @@ class PlannerConfig:
     scale_grad_by_std: bool = field(default=True, metadata={
         "doc": "Multiply the value gradient by the posterior variance of the step (original)."})
     warm_start: bool = field(default=False, metadata={
-        "doc": "Start from the previous best plan shifted by one step, re-noised (paper sec. 5.4)."})
+        "doc": "Start from the previous best plan shifted one step and re-noised (paper 5.4)."})
     warm_start_steps: int = field(default=4, metadata={
         "doc": "Denoising steps run on a warm-started plan (it is re-noised to that level)."})
     seed: int = field(default=-1, metadata={
@@ -68,7 +68,8 @@ class PlannerConfig:
                              f"n_denoise_steps ({self.n_denoise_steps})")
         dev = str(self.device).lower()
         if dev not in VALID_DEVICES and not dev.startswith("cuda:"):
-            raise ValueError(f"device must be one of {VALID_DEVICES} or 'cuda:N', got {self.device!r}")
+            raise ValueError(f"device must be one of {VALID_DEVICES} or 'cuda:N', "
+                             f"got {self.device!r}")
         if num_train_timesteps is not None:
             if self.n_denoise_steps > num_train_timesteps:
                 raise ValueError(f"n_denoise_steps ({self.n_denoise_steps}) cannot exceed the "

@@ -210,9 +210,9 @@ class DiffusionPlanner:
         # Re-impose the conditions in raw units too, so conditioned entries equal the given
         # values exactly rather than up to float round-off of normalise/un-normalise.
         traj[:, :, 0, act_dim:] = obs[:, None, :]
-        for h, (dims, values) in (constraints or {}).items():
-            vals = np.broadcast_to(np.asarray(values, dtype=np.float64), (n_env, len(dims)))
-            traj[:, :, h, act_dim + np.asarray(dims)] = vals[:, None, :]
+        for h, (dims, goal) in (constraints or {}).items():
+            goal = np.broadcast_to(np.asarray(goal, dtype=np.float64), (n_env, len(dims)))
+            traj[:, :, h, act_dim + np.asarray(dims)] = goal[:, None, :]
         actions, observations = traj[..., :act_dim], traj[..., act_dim:]
         best_np = best.cpu().numpy()
         first_action = np.clip(actions[np.arange(n_env), best_np, 0], self._act_low, self._act_high)

@@ -51,7 +51,7 @@ class StepCoefficients:
     x0_coef: torch.Tensor  # coefficient of x0_hat in x_{prev}
     xt_coef: torch.Tensor  # coefficient of x_t in x_{prev}
     noise_std: torch.Tensor  # std of the noise added (0 on the final step)
-    grad_scale: torch.Tensor  # posterior variance exp(log var clipped): multiplies the value gradient
+    grad_scale: torch.Tensor  # posterior variance exp(log var clipped): scales the value gradient
     sqrt_alpha_bar: torch.Tensor  # for re-noising a warm-start plan to t_k
     sqrt_one_minus_alpha_bar: torch.Tensor
 
@@ -86,7 +86,8 @@ class DiffusionSchedule:
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got '{sampler}'")
         if list(sequence) != sorted(set(sequence), reverse=True) or sequence[-1] != 0:
-            raise ValueError(f"timestep sequence must be strictly decreasing and end at 0: {sequence}")
+            raise ValueError("timestep sequence must be strictly decreasing and end at 0: "
+                             f"{sequence}")
         rows = []
         for k, t in enumerate(sequence):
             prev = sequence[k + 1] if k + 1 < len(sequence) else -1
@@ -101,7 +102,8 @@ class DiffusionSchedule:
             else:
                 # DDIM (Song et al., 2021) written for an x0-predicting model.
                 sigma = eta * torch.sqrt(var)
-                xt_coef = torch.sqrt(torch.clamp(1.0 - ab_prev - sigma**2, min=0.0)) / torch.sqrt(1.0 - ab_t)
+                xt_coef = torch.sqrt(torch.clamp(1.0 - ab_prev - sigma**2, min=0.0)) / \
+                    torch.sqrt(1.0 - ab_t)
                 x0_coef = torch.sqrt(ab_prev) - xt_coef * torch.sqrt(ab_t)
                 std = sigma
             if prev < 0:
