@@ -1,0 +1,184 @@
+"""Offline data and training: D4RL files, windows and value targets, loss, resume, export."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from diffuser_ros.data.d4rl_io import DatasetError, episode_returns, load_dataset, write_dataset
+from diffuser_ros.planning import load_planner
+from diffuser_ros.training.sequences import SequenceDataset, discounted_returns
+from diffuser_ros.training.train import TrainConfig, Trainer, export
+
+TINY = {"channels": (8, 16, 32), "horizon": 8, "batch_size": 4, "ema_start": 0, "ema_every": 1,
+        "device": "cpu"}
+
+
+def hopper_like_data(n_episodes=3, length=40, seed=0) -> dict[str, np.ndarray]:
+    """Random-action Hopper-v5 episodes from real MuJoCo (short, some falling)."""
+    import gymnasium as gym
+
+    env = gym.make("Hopper-v5", max_episode_steps=length)
+    rng = np.random.default_rng(seed)
+    out = {k: [] for k in ("observations", "actions", "rewards", "terminals", "timeouts",
+                           "next_observations")}
+    for ep in range(n_episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        done = False
+        while not done:
+            action = rng.uniform(-1, 1, 3).astype(np.float32)
+            nobs, reward, terminated, truncated, _ = env.step(action)
+            for key, value in (("observations", obs), ("actions", action), ("rewards", reward),
+                               ("terminals", terminated),
+                               ("timeouts", truncated and not terminated),
+                               ("next_observations", nobs)):
+                out[key].append(value)
+            obs, done = nobs, terminated or truncated
+    env.close()
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return hopper_like_data()
+
+
+def test_dataset_round_trip(tmp_path, data):
+    path = write_dataset(tmp_path / "d.hdf5", data, {"env_id": "Hopper-v5", "seeds": [1, 2]})
+    loaded, attrs = load_dataset(path)
+    for key in data:
+        np.testing.assert_allclose(loaded[key], data[key], rtol=1e-6)
+    assert attrs["env_id"] == "Hopper-v5"
+    np.testing.assert_allclose(episode_returns(loaded), episode_returns(data), rtol=1e-5)
+
+
+def _write_raw(path, arrays):
+    with h5py.File(path, "w") as f:
+        for key, value in arrays.items():
+            f.create_dataset(key, data=value)
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda d: d.pop("rewards"), "missing key"),
+    (lambda d: d.__setitem__("actions", d["actions"][:-1]), "same length"),
+    (lambda d: d["observations"].__setitem__((5, 2), np.nan), "non-finite"),
+])
+def test_bad_hdf5_is_a_clear_error(tmp_path, data, breakage, message):
+    arrays = {k: v.copy() for k, v in data.items()}
+    breakage(arrays)
+    _write_raw(tmp_path / "bad.hdf5", arrays)
+    with pytest.raises(DatasetError, match=message):
+        load_dataset(tmp_path / "bad.hdf5")
+
+
+def test_missing_or_non_hdf5_file(tmp_path):
+    with pytest.raises(DatasetError, match="not found"):
+        load_dataset(tmp_path / "nope.hdf5")
+    (tmp_path / "x.hdf5").write_text("not hdf5")
+    with pytest.raises(DatasetError, match="HDF5"):
+        load_dataset(tmp_path / "x.hdf5")
+
+
+def test_discounted_returns_by_hand():
+    np.testing.assert_allclose(discounted_returns(np.array([1.0, 2.0, 3.0]), 0.5),
+                               [1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3.0])
+
+
+def test_windows_padding_and_value_targets_by_hand():
+    """Two episodes: A (3 steps, falls) and B (4 steps, times out); horizon 2, buffer length 5."""
+    obs = np.arange(7 * 2, dtype=np.float64).reshape(7, 2)
+    act = np.arange(7, dtype=np.float64).reshape(7, 1) * 0.5
+    rewards = np.array([1.0, 2.0, 3.0, 10.0, 20.0, 30.0, 40.0])
+    data = {"observations": obs, "actions": act, "rewards": rewards,
+            "terminals": np.array([0, 0, 1, 0, 0, 0, 0], bool),
+            "timeouts": np.array([0, 0, 0, 0, 0, 0, 1], bool)}
+    ds = SequenceDataset(data, horizon=2, max_episode_length=5, discount=0.9,
+                         termination_penalty=-100.0)
+    # Windows start at every real step, capped so that they fit the padded buffer (5 - 2 = 3).
+    assert ds.indices.tolist() == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2], [1, 3]]
+    norm = ds.normalizer
+    np.testing.assert_allclose(norm.observation_mean, obs.mean(0))  # fitted on real steps only
+    # Window (A, start 2): its last real step, then padding (raw zeros, normalised).
+    window, value = ds.window(2)
+    raw = norm.unnormalize_transitions(window.astype(np.float64))
+    np.testing.assert_allclose(raw[0], [1.0, 4.0, 5.0], atol=1e-5)
+    np.testing.assert_allclose(raw[1], [0.0, 0.0, 0.0], atol=1e-5)
+    assert value == pytest.approx(3.0 - 100.0)  # the fall's penalty on its last reward
+    # Episode A from its start: 1 + 0.9 * 2 + 0.81 * (3 - 100).
+    assert ds.window(0)[1] == pytest.approx(1 + 0.9 * 2 + 0.81 * (3 - 100))
+    # Episode B times out: no penalty, full return to its end (not truncated to the horizon).
+    assert ds.window(3)[1] == pytest.approx(10 + 0.9 * 20 + 0.81 * 30 + 0.729 * 40)
+    windows, values = ds.batch(np.array([2, 3]))
+    assert windows.shape == (2, 2, 3) and values.shape == (2,)
+    assert values[1].item() == pytest.approx(ds.window(3)[1], rel=1e-6)
+
+
+@pytest.mark.parametrize("model", ["diffusion", "value"])
+def test_one_step_reduces_loss_on_a_fixed_batch(tmp_path, data, model):
+    config = TrainConfig(model=model, learning_rate=1e-3, **TINY)
+    ds = SequenceDataset(data, config.horizon)
+    trainer = Trainer(config, ds, tmp_path)
+    batch = trainer.sample_batch()
+    with torch.no_grad():
+        before = float(trainer.compute_loss(*batch))
+    trainer.train_step(batch)
+    with torch.no_grad():
+        after = float(trainer.compute_loss(*batch))
+    assert after < before
+
+
+def test_first_action_is_weighted_and_first_state_carries_no_loss(tmp_path, data):
+    config = TrainConfig(model="diffusion", **TINY)
+    trainer = Trainer(config, SequenceDataset(data, config.horizon), tmp_path)
+    w = trainer.loss_weights  # [D, H]
+    assert torch.all(w[:3, 0] == 10.0) and torch.all(w[3:, 0] == 1.0) and torch.all(w[:, 1:] == 1)
+    outputs = []
+
+    def keep_output(module, args, output):
+        output.sample.retain_grad()
+        outputs.append(output.sample)
+
+    trainer.model.register_forward_hook(keep_output)
+    trainer.compute_loss(*trainer.sample_batch()).backward()
+    grad = outputs[0].grad  # d loss / d prediction, [B, D, H]
+    assert torch.count_nonzero(grad[:, 3:, 0]) == 0  # conditioned first state: no loss
+    assert torch.count_nonzero(grad[:, :3, 0]) > 0 and torch.count_nonzero(grad[:, :, 1:]) > 0
+
+
+@pytest.mark.parametrize("model", ["diffusion", "value"])
+def test_resume_gives_the_same_next_loss(tmp_path, data, model):
+    config = TrainConfig(model=model, **TINY)
+    ds = SequenceDataset(data, config.horizon)
+    uninterrupted = Trainer(config, ds, tmp_path / "a")
+    for _ in range(3):
+        uninterrupted.train_step()
+    uninterrupted.save_checkpoint()
+    expected = [uninterrupted.train_step() for _ in range(2)]
+
+    resumed = Trainer(config, ds, tmp_path / "a")
+    assert resumed.load_checkpoint() and resumed.step == 3
+    assert [resumed.train_step() for _ in range(2)] == expected
+
+
+def test_resume_refuses_another_architecture(tmp_path, data):
+    ds = SequenceDataset(data, 8)
+    trainer = Trainer(TrainConfig(model="value", **TINY), ds, tmp_path)
+    trainer.save_checkpoint()
+    other = Trainer(TrainConfig(model="value", **{**TINY, "channels": (8, 16, 32, 64)}), ds,
+                    tmp_path)
+    with pytest.raises(ValueError, match="trained with"):
+        other.load_checkpoint()
+
+
+def test_fit_then_export_gives_a_loadable_planner(tmp_path, data):
+    ds = SequenceDataset(data, 8)
+    for model in ("diffusion", "value"):
+        Trainer(TrainConfig(model=model, steps=3, checkpoint_every=2, log_every=1, **TINY), ds,
+                tmp_path / "run").fit()
+    assert (tmp_path / "run/diffusion/train.log").read_text().count("loss") == 3
+    export(tmp_path / "run", tmp_path / "model", fp16=True)
+    planner = load_planner(tmp_path / "model", n_candidates=2)
+    plan = planner.plan(data["observations"][0])
+    assert plan.action.shape == (3,) and np.isfinite(plan.action).all()
