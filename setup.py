@@ -45,6 +45,7 @@ setup(
         "tqdm",
         "matplotlib",
         "imageio",
+        "accelerate>=0.30",
         "setuptools",
     ],
     extras_require={
@@ -54,7 +55,7 @@ setup(
             "ros-rosgraph-msgs", "ros-diagnostic-msgs", "ros-rmw-fastrtps-cpp",
         ],
         # Behaviour-policy data generation and multi-GPU training only.
-        "data": ["stable-baselines3>=2.3", "accelerate>=0.30"],
+        "data": ["stable-baselines3>=2.3"],
         "test": ["pytest<9", "ruff"],
     },
     zip_safe=False,

@@ -1,0 +1,181 @@
+"""Planning-latency benchmark: our planner vs diffusers' ``ValueGuidedRLPipeline``.
+
+In one process, on the same weights and the same replayed Hopper-v5 observations, it times:
+
+* ``reference``: ``diffusers.experimental.ValueGuidedRLPipeline`` at its defaults (64 plans,
+  horizon 32, 20 steps, 2 guide steps, scale 0.1), built from our ``unet``/``value_function``;
+* ``ours@quality``: our planner at the same settings (the ``quality`` preset = the paper);
+* ``ours@realtime`` (and any other preset): the real-time settings we ship.
+
+Warm-up calls are excluded; threads are stated; every variant sees the same observations in the
+same order. Prints a table with latency percentiles, decisions/s and the speed-up over the
+reference, and writes JSON. Runs on CPU always and on CUDA too when present.
+
+The reference normalises with one scalar mean/std for all dimensions (diffusers issue #10636),
+so its plans differ from ours: this benchmark compares speed, not actions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffuser_ros.planning import PRESETS, default_model_path, load_planner, preset
+
+
+class _StatisticsEnv:
+    """What ``ValueGuidedRLPipeline`` reads from its ``env``: spaces and ``get_dataset()``.
+
+    The dataset is sampled from our per-dimension normaliser, so the pipeline's scalar
+    statistics are those of the same data distribution our model was trained on.
+    """
+
+    def __init__(self, normalizer, n: int = 10_000, seed: int = 0):
+        import gymnasium as gym
+
+        rng = np.random.default_rng(seed)
+        self._data = {
+            "observations": rng.normal(normalizer.observation_mean, normalizer.observation_std,
+                                       size=(n, normalizer.observation_dim)),
+            "actions": rng.normal(normalizer.action_mean, normalizer.action_std,
+                                  size=(n, normalizer.action_dim)),
+        }
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (normalizer.observation_dim,))
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (normalizer.action_dim,))
+
+    def get_dataset(self):
+        return self._data
+
+
+def reference_pipeline(planner):
+    """diffusers' pipeline around our planner's own networks (same weights, same device)."""
+    from diffusers import DDPMScheduler
+    from diffusers.experimental import ValueGuidedRLPipeline
+
+    scheduler = DDPMScheduler.from_config(planner.schedule.scheduler.config)
+    return ValueGuidedRLPipeline(value_function=planner._value, unet=planner._unet,
+                                 scheduler=scheduler, env=_StatisticsEnv(planner.normalizer))
+
+
+def replay_observations(n: int, seed: int = 0) -> np.ndarray:
+    """Hopper-v5 observations from a short rollout with small random actions."""
+    import gymnasium as gym
+
+    env = gym.make("Hopper-v5")
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    out = []
+    while len(out) < n:
+        out.append(obs)
+        obs, _, terminated, truncated, _ = env.step(rng.uniform(-0.3, 0.3, 3))
+        if terminated or truncated:
+            obs, _ = env.reset(seed=seed + len(out))
+    env.close()
+    return np.asarray(out)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_calls(call, observations: np.ndarray, warmup: int, device: torch.device) -> np.ndarray:
+    for obs in observations[:warmup]:
+        call(obs)
+    _sync(device)
+    times = []
+    for obs in observations[warmup:]:
+        start = time.perf_counter()
+        call(obs)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return np.asarray(times)
+
+
+def summarize(times: np.ndarray) -> dict:
+    ms = times * 1000.0
+    return {"calls": len(ms), "p50_ms": float(np.percentile(ms, 50)),
+            "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99)),
+            "max_ms": float(ms.max()), "mean_ms": float(ms.mean()),
+            "hz": float(1000.0 / ms.mean())}
+
+
+def run(model: str | Path, devices: list[str], repeats: int, warmup: int,
+        presets: list[str], include_reference: bool = True) -> dict:
+    results = {"model": str(model), "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "cpu": platform.processor() or platform.machine(), "variants": []}
+    observations = replay_observations(warmup + repeats)
+    for device_name in devices:
+        for name in (["reference"] if include_reference else []) + presets:
+            planner = load_planner(model, config=preset(name if name != "reference" else
+                                                        "quality", device=device_name, seed=0))
+            device = planner.device
+            if name == "reference":
+                pipe = reference_pipeline(planner)
+                cfg = PRESETS["quality"]
+
+                def call(obs, pipe=pipe, cfg=cfg):
+                    # The pipeline prints a tqdm bar per call; keep the table readable.
+                    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+                        pipe(obs, batch_size=cfg["n_candidates"], planning_horizon=32,
+                             n_guide_steps=cfg["n_guide_steps"], scale=cfg["guide_scale"])
+            else:
+                def call(obs, planner=planner):
+                    planner.plan(obs)
+            stats = summarize(time_calls(call, observations, warmup, device))
+            label = "diffusers ValueGuidedRLPipeline" if name == "reference" else f"ours@{name}"
+            results["variants"].append({"variant": label, "device": str(device),
+                                        "settings": PRESETS["quality" if name == "reference"
+                                                            else name], **stats})
+            print(f"  {label:34s} {device!s:6s} p50 {stats['p50_ms']:8.1f} ms  "
+                  f"({stats['hz']:.2f} Hz)", flush=True)
+    return results
+
+
+def print_table(results: dict) -> None:
+    print(f"\nthreads={results['threads']}  torch={results['torch']}  model={results['model']}")
+    header = (f"{'variant':34s} {'device':6s} {'p50 ms':>9s} {'p95 ms':>9s} {'p99 ms':>9s} "
+              f"{'max ms':>9s} {'Hz':>8s} {'vs ref':>7s}")
+    print(header)
+    print("-" * len(header))
+    reference = {v["device"]: v for v in results["variants"] if v["variant"].startswith("diff")}
+    for v in results["variants"]:
+        ref = reference.get(v["device"])
+        ratio = f"{ref['mean_ms'] / v['mean_ms']:6.2f}x" if ref else "    n/a"
+        print(f"{v['variant']:34s} {v['device']:6s} {v['p50_ms']:9.1f} {v['p95_ms']:9.1f} "
+              f"{v['p99_ms']:9.1f} {v['max_ms']:9.1f} {v['hz']:8.2f} {ratio:>7s}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(default_model_path()))
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per variant")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--presets", default=",".join(PRESETS))
+    parser.add_argument("--devices", default="auto",
+                        help="comma list of cpu/cuda; 'auto' = cpu, plus cuda when present")
+    parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("benchmark.json"))
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+               if args.devices == "auto" else args.devices.split(","))
+    results = run(args.model, devices, args.repeats, args.warmup, args.presets.split(","),
+                  include_reference=not args.no_reference)
+    print_table(results)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

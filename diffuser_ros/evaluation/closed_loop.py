@@ -1,0 +1,333 @@
+"""Closed-loop rollouts: several gymnasium environments stepped side by side, one batched
+policy call per control step.
+
+A policy is any callable ``policy(obs_batch [B, obs_dim]) -> actions [B, act_dim]``. The adapters
+here (:func:`planner_policy`, :func:`sb3_policy`, :func:`bc_policy`) also time every call
+(``latencies_s``) and reset per-episode state (the planner's warm start) when a run starts.
+
+Batching is what makes evaluating the planner affordable on a CPU: ``B`` environments ×
+``N`` candidates go through the networks in one forward pass, and at small batch the per-layer
+overhead dominates, so ``B`` rows cost little more than one.
+
+Seeds: evaluation uses small seeds (``0..19`` by default); the offline datasets are generated
+with seeds from 10000 up and the behaviour policy's training-time evaluation uses 1000..1004, so
+no evaluation episode starts from a state the planner saw in its training data.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_ENV_ID = "Hopper-v5"
+
+# step index, observations [B, obs_dim] after the step, actions [B, act_dim] applied, rewards [B],
+# live mask [B] (envs still running after the step), latency of the batched call in seconds.
+StepCallback = Callable[[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float], None]
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One evaluation episode. ``terminated``: the env ended it (Hopper fell / became
+    unhealthy); ``truncated``: it reached the time limit (the env's or ``max_steps``)."""
+
+    seed: int
+    episode_return: float
+    length: int
+    terminated: bool
+    truncated: bool
+
+    @property
+    def full_length(self) -> bool:
+        """Survived to the time limit (not terminated)."""
+        return not self.terminated
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["return"] = d.pop("episode_return")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EpisodeResult:
+        return cls(seed=int(d["seed"]), episode_return=float(d["return"]), length=int(d["length"]),
+                   terminated=bool(d["terminated"]), truncated=bool(d["truncated"]))
+
+
+# -- policies --------------------------------------------------------------------------------
+class Policy:
+    """Batched policy with per-call timing. Subclasses implement :meth:`act`."""
+
+    name = "policy"
+
+    def __init__(self) -> None:
+        self.latencies_s: list[float] = []
+
+    def act(self, obs_batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Called at the start of every :func:`run_episodes` call (a new set of episodes)."""
+
+    def __call__(self, obs_batch: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        actions = self.act(np.asarray(obs_batch, dtype=np.float64))
+        self.latencies_s.append(time.perf_counter() - start)
+        return actions
+
+    def latency_stats(self) -> dict:
+        """Mean / p95 / max of the batched call latency in milliseconds, and the call count."""
+        return latency_stats(self.latencies_s)
+
+
+def latency_stats(latencies_s: Sequence[float]) -> dict:
+    lat = np.asarray(latencies_s, dtype=np.float64) * 1e3
+    if lat.size == 0:
+        return {"n_calls": 0, "mean_ms": None, "p95_ms": None, "max_ms": None}
+    return {"n_calls": int(lat.size), "mean_ms": float(lat.mean()),
+            "p95_ms": float(np.percentile(lat, 95)), "max_ms": float(lat.max())}
+
+
+class PlannerPolicy(Policy):
+    """First action of the best plan of a :class:`~diffuser_ros.planning.DiffusionPlanner`."""
+
+    name = "planner"
+
+    def __init__(self, planner) -> None:
+        super().__init__()
+        self.planner = planner
+
+    def reset(self) -> None:
+        # Forget any warm-start plan and re-seed the noise (when the config's seed >= 0), so the
+        # same seeds and settings reproduce the same returns.
+        self.planner.reset()
+
+    def act(self, obs_batch: np.ndarray) -> np.ndarray:
+        return self.planner.plan(obs_batch).action
+
+
+class CallablePolicy(Policy):
+    """Wraps a plain ``fn(obs_batch) -> actions`` (BC MLP, SB3 predict, a test policy)."""
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], name: str = "policy") -> None:
+        super().__init__()
+        self.fn = fn
+        self.name = name
+
+    def act(self, obs_batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.fn(obs_batch), dtype=np.float64)
+
+
+def planner_policy(planner) -> PlannerPolicy:
+    """Policy that plans for the whole batch in one ``planner.plan`` call."""
+    return PlannerPolicy(planner)
+
+
+def bc_policy(bc) -> CallablePolicy:
+    """Policy around a :class:`~diffuser_ros.evaluation.bc.BCPolicy` (or its file path)."""
+    if isinstance(bc, (str, Path)):
+        from diffuser_ros.evaluation.bc import BCPolicy
+
+        bc = BCPolicy.load(bc)
+    return CallablePolicy(bc, name="bc")
+
+
+def sb3_policy(path: str | Path, deterministic: bool = True) -> CallablePolicy:
+    """Policy around a stable-baselines3 SAC ``.zip`` (the behaviour policy)."""
+    try:
+        from stable_baselines3 import SAC
+    except ImportError as exc:
+        raise RuntimeError("the behaviour-policy variant needs stable-baselines3: "
+                           "pip install '.[data]'") from exc
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"behaviour policy file not found: {path}")
+    model = SAC.load(str(path), device="cpu")
+
+    def predict(obs_batch: np.ndarray) -> np.ndarray:
+        actions, _ = model.predict(obs_batch, deterministic=deterministic)
+        return actions
+
+    return CallablePolicy(predict, name="sb3")
+
+
+# -- rollouts --------------------------------------------------------------------------------
+def run_episodes(policy_fn: Callable[[np.ndarray], np.ndarray], seeds: Sequence[int],
+                 env_id: str = DEFAULT_ENV_ID, max_steps: int = 1000,
+                 on_step: StepCallback | None = None, progress: bool = True,
+                 desc: str = "episodes") -> list[EpisodeResult]:
+    """Run one episode per seed, all envs side by side, until each terminates or truncates
+    (or ``max_steps``). ``policy_fn`` is called once per step with every env's observation.
+
+    Finished envs stay in the batch with their final observation (their actions are ignored and
+    they are not stepped) until every episode is over. Tradeoff: the tail of a run plans for
+    rows nobody needs (up to ``B - 1`` wasted rows when one env outlives the others, at little
+    cost while batching overhead dominates), but the batch shape never changes, so the planner's
+    warm start (its previous best plan per batch row) stays aligned with its env, and the noise
+    stream, hence the result, does not depend on when other episodes end.
+    """
+    import gymnasium as gym
+
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("run_episodes needs at least one seed")
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    if hasattr(policy_fn, "reset"):
+        policy_fn.reset()
+    envs = []
+    try:
+        for _ in seeds:
+            envs.append(gym.make(env_id))
+        obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)])
+        obs = obs.astype(np.float64)
+        space = envs[0].action_space
+        low, high = np.asarray(space.low), np.asarray(space.high)
+        n = len(envs)
+        returns = np.zeros(n)
+        lengths = np.zeros(n, dtype=np.int64)
+        terminated = np.zeros(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        live = np.ones(n, dtype=bool)
+        bar = _progress(max_steps, desc, progress)
+        try:
+            for step in range(max_steps):
+                start = time.perf_counter()
+                actions = np.asarray(policy_fn(obs), dtype=np.float64)
+                latency = time.perf_counter() - start
+                if actions.shape != (n, *space.shape):
+                    raise ValueError(f"policy returned actions of shape {actions.shape}, "
+                                     f"expected {(n, *space.shape)}")
+                if not np.isfinite(actions).all():
+                    raise ValueError(f"policy returned non-finite actions at step {step}")
+                rewards = np.zeros(n)
+                for i in np.flatnonzero(live):
+                    action = np.clip(actions[i], low, high).astype(space.dtype)
+                    o, r, term, trunc, _ = envs[i].step(action)
+                    obs[i] = o
+                    rewards[i] = r
+                    returns[i] += r
+                    lengths[i] += 1
+                    if term or trunc or lengths[i] >= max_steps:
+                        terminated[i] = bool(term)
+                        truncated[i] = not term
+                        live[i] = False
+                if on_step is not None:
+                    on_step(step, obs.copy(), actions, rewards, live.copy(), latency)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(live=int(live.sum()), ms=f"{latency * 1e3:.1f}", refresh=False)
+                if not live.any():
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        for env in envs:
+            env.close()
+    return [EpisodeResult(s, float(returns[i]), int(lengths[i]), bool(terminated[i]),
+                          bool(truncated[i])) for i, s in enumerate(seeds)]
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True)
+
+
+# -- rendering -------------------------------------------------------------------------------
+class RenderingUnavailableError(RuntimeError):
+    """Off-screen MuJoCo rendering (or the video writer) is not available here."""
+
+
+def _prepare_gl() -> None:
+    # Headless machines need an off-screen GL: EGL (libegl1 + Mesa) or OSMesa (libosmesa6).
+    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+        os.environ["MUJOCO_GL"] = "egl"
+
+
+def _make_render_env(env_id: str, width: int, height: int):
+    import gymnasium as gym
+
+    _prepare_gl()
+    backend = os.environ.get("MUJOCO_GL", "glfw")
+    try:
+        env = gym.make(env_id, render_mode="rgb_array", width=width, height=height)
+        env.reset(seed=0)
+        frame = env.render()
+    except Exception as exc:  # noqa: BLE001 - GL failures surface as many exception types
+        raise RenderingUnavailableError(
+            f"MuJoCo off-screen rendering failed with MUJOCO_GL={backend} ({type(exc).__name__}: "
+            f"{exc}). Headless: install Mesa EGL (Debian: libegl1 libegl-mesa0) and set "
+            "MUJOCO_GL=egl, or install libosmesa6 and set MUJOCO_GL=osmesa "
+            "(PYOPENGL_PLATFORM=osmesa); with a display use MUJOCO_GL=glfw.") from exc
+    if frame is None or np.asarray(frame).ndim != 3:
+        env.close()
+        raise RenderingUnavailableError(f"{env_id} rendered no RGB frame with MUJOCO_GL={backend}")
+    return env
+
+
+def rendering_available(env_id: str = DEFAULT_ENV_ID) -> tuple[bool, str]:
+    """``(True, "")`` when an off-screen frame can be rendered, else ``(False, reason)``."""
+    try:
+        _make_render_env(env_id, 64, 48).close()
+    except RenderingUnavailableError as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def render_episode(policy_fn: Callable[[np.ndarray], np.ndarray], seed: int, path: str | Path,
+                   env_id: str = DEFAULT_ENV_ID, max_steps: int = 1000, width: int = 320,
+                   height: int = 240, fps: float = 30.0) -> EpisodeResult:
+    """Run one episode and write it as a GIF (Pillow) or MP4 (needs imageio-ffmpeg).
+
+    Frames are sub-sampled to about ``fps`` (Hopper runs at 125 Hz; GIF players cap the rate).
+    Raises :class:`RenderingUnavailableError` naming what is missing.
+    """
+    import imageio.v3 as iio
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise ValueError(f"render path must end in .gif or .mp4, got {path}")
+    if suffix == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError as exc:
+            raise RenderingUnavailableError("writing MP4 needs imageio-ffmpeg (pip install "
+                                       "imageio-ffmpeg); use a .gif path instead") from exc
+    env = _make_render_env(env_id, width, height)
+    try:
+        env_fps = float(env.metadata.get("render_fps") or fps)
+        every = max(1, int(round(env_fps / fps)))
+        if hasattr(policy_fn, "reset"):
+            policy_fn.reset()
+        obs, _ = env.reset(seed=int(seed))
+        space = env.action_space
+        frames = [env.render()]
+        total, length, term, trunc = 0.0, 0, False, False
+        while length < max_steps:
+            action = np.asarray(policy_fn(np.asarray(obs, dtype=np.float64)[None]))[0]
+            obs, r, term, trunc, _ = env.step(np.clip(action, space.low, space.high)
+                                              .astype(space.dtype))
+            total += float(r)
+            length += 1
+            if length % every == 0 or term or trunc:
+                frames.append(env.render())
+            if term or trunc:
+                break
+    finally:
+        env.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out_fps = env_fps / every
+    if suffix == ".gif":
+        iio.imwrite(path, np.stack(frames), duration=1000.0 / out_fps, loop=0)
+    else:
+        iio.imwrite(path, np.stack(frames), fps=out_fps)
+    return EpisodeResult(int(seed), total, length, bool(term), not term)
