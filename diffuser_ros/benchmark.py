@@ -109,29 +109,34 @@ def summarize(times: np.ndarray) -> dict:
 
 
 def run(model: str | Path, devices: list[str], repeats: int, warmup: int,
-        presets: list[str], include_reference: bool = True) -> dict:
+        presets: list[str], include_reference: bool = True, compile_: bool = False) -> dict:
     results = {"model": str(model), "torch": torch.__version__, "threads": torch.get_num_threads(),
                "cpu": platform.processor() or platform.machine(), "variants": []}
     observations = replay_observations(warmup + repeats)
     for device_name in devices:
-        for name in (["reference"] if include_reference else []) + presets:
-            planner = load_planner(model, config=preset(name if name != "reference" else
-                                                        "quality", device=device_name, seed=0))
+        variants = [(name, False) for name in presets]
+        if compile_:
+            variants += [(name, True) for name in presets]
+        for name, compiled in ([("reference", False)] if include_reference else []) + variants:
+            planner = load_planner(model, config=preset(
+                name if name != "reference" else "quality", device=device_name, seed=0,
+                compile=compiled))
             device = planner.device
             if name == "reference":
                 pipe = reference_pipeline(planner)
                 cfg = PRESETS["quality"]
 
-                def call(obs, pipe=pipe, cfg=cfg):
+                def call(obs, pipe=pipe, cfg=cfg, horizon=planner.spec.horizon):
                     # The pipeline prints a tqdm bar per call; keep the table readable.
                     with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
-                        pipe(obs, batch_size=cfg["n_candidates"], planning_horizon=32,
+                        pipe(obs, batch_size=cfg["n_candidates"], planning_horizon=horizon,
                              n_guide_steps=cfg["n_guide_steps"], scale=cfg["guide_scale"])
             else:
                 def call(obs, planner=planner):
                     planner.plan(obs)
             stats = summarize(time_calls(call, observations, warmup, device))
-            label = "diffusers ValueGuidedRLPipeline" if name == "reference" else f"ours@{name}"
+            label = ("diffusers ValueGuidedRLPipeline" if name == "reference" else
+                     f"ours@{name}" + ("+compile" if compiled else ""))
             results["variants"].append({"variant": label, "device": str(device),
                                         "settings": PRESETS["quality" if name == "reference"
                                                             else name], **stats})
@@ -164,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--devices", default="auto",
                         help="comma list of cpu/cuda; 'auto' = cpu, plus cuda when present")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time each preset with torch.compile (warm-up compiles)")
     parser.add_argument("--out", type=Path, default=Path("benchmark.json"))
     args = parser.parse_args(argv)
     if args.threads:
@@ -171,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
                if args.devices == "auto" else args.devices.split(","))
     results = run(args.model, devices, args.repeats, args.warmup, args.presets.split(","),
-                  include_reference=not args.no_reference)
+                  include_reference=not args.no_reference, compile_=args.compile)
     print_table(results)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.out}")

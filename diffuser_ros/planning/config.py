@@ -38,6 +38,9 @@ class PlannerConfig:
         "doc": "Start from the previous best plan shifted one step and re-noised (paper 5.4)."})
     warm_start_steps: int = field(default=4, metadata={
         "doc": "Denoising steps run on a warm-started plan (it is re-noised to that level)."})
+    compile: bool = field(default=False, metadata={
+        "doc": "torch.compile both networks (CUDA graphs on GPU); the first plan per batch size "
+               "compiles (minutes on a CPU); falls back to eager on failure."})
     seed: int = field(default=-1, metadata={
         "doc": "Seed of the planner's noise generator; -1 draws a random seed."})
     device: str = field(default="auto", metadata={
@@ -61,8 +64,9 @@ class PlannerConfig:
             raise ValueError(f"ddim_eta must be in [0, 1], got {self.ddim_eta!r}")
         if not _finite(self.guide_scale) or self.guide_scale < 0:
             raise ValueError(f"guide_scale must be finite and >= 0, got {self.guide_scale!r}")
-        if not isinstance(self.scale_grad_by_std, bool) or not isinstance(self.warm_start, bool):
-            raise ValueError("scale_grad_by_std and warm_start must be booleans")
+        for name in ("scale_grad_by_std", "warm_start", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a boolean, got {getattr(self, name)!r}")
         if self.warm_start and self.warm_start_steps > self.n_denoise_steps:
             raise ValueError(f"warm_start_steps ({self.warm_start_steps}) cannot exceed "
                              f"n_denoise_steps ({self.n_denoise_steps})")
@@ -110,6 +114,24 @@ PRESETS: dict[str, dict] = {
     "realtime": {"n_candidates": 16, "n_denoise_steps": 20, "sampler": "ddpm", "n_guide_steps": 1,
                  "guide_scale": 0.1, "t_stopgrad": 2, "warm_start": True, "warm_start_steps": 4},
 }
+
+
+def markdown_tables() -> tuple[str, str]:
+    """The README's settings and presets tables, generated from this module (a test keeps the
+    README equal to them)."""
+    defaults = PlannerConfig()
+    rows = ["| parameter | default | meaning |", "|---|---|---|"]
+    for name, doc in PlannerConfig.docs().items():
+        rows.append(f"| `{name}` | `{getattr(defaults, name)!r}` | {doc} |")
+    names = sorted(PRESETS)
+    fields = sorted({k for p in PRESETS.values() for k in p},
+                    key=list(PlannerConfig.docs()).index)
+    preset_rows = ["| setting | " + " | ".join(f"`{n}`" for n in names) + " |",
+                   "|---|" + "---|" * len(names)]
+    for field_name in fields:
+        cells = [repr(PRESETS[n].get(field_name, getattr(defaults, field_name))) for n in names]
+        preset_rows.append(f"| `{field_name}` | " + " | ".join(f"`{c}`" for c in cells) + " |")
+    return "\n".join(rows), "\n".join(preset_rows)
 
 
 def preset(name: str, **overrides) -> PlannerConfig:

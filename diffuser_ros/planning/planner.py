@@ -14,6 +14,7 @@ of each best plan, un-normalised and clipped to the action bounds.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from diffuser_ros.planning.models import check_horizon
 from diffuser_ros.planning.normalizer import GaussianNormalizer
 from diffuser_ros.planning.sampler import Conditioning, GuideSettings, guided_sample
 from diffuser_ros.planning.schedule import DiffusionSchedule, timestep_sequence
+
+LOG = logging.getLogger(__name__)
 
 # {horizon index: (observation dims, raw observation values)}; values [C] or [B, C].
 Constraints = Mapping[int, tuple[Sequence[int], np.ndarray]]
@@ -125,6 +128,8 @@ class DiffusionPlanner:
                 self._unet.to(device)
                 self._value.to(device)
                 self.device = device
+            if config.compile != self.config.compile or device != self.device or first_time:
+                self._compiled = None
             self.config = config
             sequence = timestep_sequence(self.schedule.num_train_timesteps, config.n_denoise_steps)
             self._coefficients = self.schedule.coefficients(
@@ -197,8 +202,17 @@ class DiffusionPlanner:
                 coefficients.sqrt_one_minus_alpha_bar[0] * noise[0]
         else:
             x = noise[0].clone()
-        x, values = guided_sample(self._unet, self._value, x, conditioning, coefficients,
-                                  self._guide, noise[1:], self._timesteps(batch, first))
+        args = (x, conditioning, coefficients, self._guide, noise[1:],
+                self._timesteps(batch, first))
+        unet, value = self._networks()
+        try:
+            x, values = guided_sample(unet, value, *args)
+        except Exception as exc:  # noqa: BLE001 - compiler failures come in many types
+            if unet is self._unet:
+                raise
+            LOG.warning("torch.compile failed (%s); planning with eager models", exc)
+            self._compiled = (self._unet, self._value)
+            x, values = guided_sample(self._unet, self._value, *args)
 
         x = x.view(n_env, n_cand, dim, horizon)
         values = values.view(n_env, n_cand)
@@ -290,6 +304,17 @@ class DiffusionPlanner:
                                  f"{'' if single else 'B, '}N, H, D), got {list(noise.shape)}")
         noise = noise.to(self.device).reshape(n_steps + 1, n_env * n_cand, horizon, dim)
         return noise.transpose(2, 3)
+
+    def _networks(self):
+        """The U-Net and value function to run: eager, or compiled when ``config.compile``."""
+        if not self.config.compile:
+            return self._unet, self._value
+        if self._compiled is None:
+            # Fixed shapes per batch size; on CUDA "reduce-overhead" captures CUDA graphs.
+            mode = "reduce-overhead" if self.device.type == "cuda" else None
+            self._compiled = (torch.compile(self._unet, dynamic=False, mode=mode),
+                              torch.compile(self._value, dynamic=False, mode=mode))
+        return self._compiled
 
     def _timesteps(self, batch: int, first: int) -> list[torch.Tensor]:
         key = (batch, first)

