@@ -14,7 +14,7 @@ DEMO_ARGS ?=
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= 42
 
-.PHONY: setup demo test lint data-deps benchmark clean
+.PHONY: setup demo test lint benchmark clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,7 @@ $(STAMP): setup.py
 	$(PY) -m pip install --quiet --upgrade pip
 	# Pinned: the local CPU wheel. An unpinned torch would pull gigabytes of CUDA packages.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[ros-wheels,test]'
+	$(PY) -m pip install --quiet -e '.[ros-wheels,test,data]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -34,10 +34,6 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q
-
-# Behaviour-policy data generation (stable-baselines3) is not needed to plan or to test.
-data-deps: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[ros-wheels,test,data]'
 
 benchmark: $(STAMP)
 	$(VENV)/bin/diffuser-ros-benchmark

@@ -11,6 +11,8 @@ HERE = Path(__file__).parent
 def tree(src: str, dest: str) -> list[tuple[str, list[str]]]:
     """data_files entries that mirror the folder ``src`` under ``share/diffuser_ros/dest``."""
     entries = []
+    if not (HERE / src).is_dir():
+        return entries
     for folder in sorted(p for p in (HERE / src).rglob("*") if p.is_dir()) + [HERE / src]:
         files = sorted(str(f.relative_to(HERE)) for f in folder.iterdir() if f.is_file())
         if files:

@@ -1,0 +1,215 @@
+"""``diffuser-ros-demo``: the planner and the Hopper simulator in one process, no launch needed.
+
+Runs the same two nodes as ``launch/hopper.launch.py`` with the same parameter file
+(``config/hopper.yaml``) on one in-process executor; the flags mirror the launch arguments::
+
+    diffuser-ros-demo --episodes 3 --mode lockstep --preset realtime
+
+Other parameters can follow ``--ros-args`` (``-p name:=value`` applies to both nodes, after the
+YAML), e.g. ``diffuser-ros-demo --episodes 1 --preset '' --ros-args -p n_candidates:=32``
+(a non-empty preset overrides the planner fields at start-up). It
+prints each episode's return, length and end reason as it ends, then a summary (mean return,
+closed-loop rate, planning latency), and exits 0 after ``--episodes`` episodes (1 on a start-up
+error such as a missing model).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Loopback-only DDS discovery unless the user chose otherwise; must precede rclpy's import.
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+PACKAGE = "diffuser_ros"
+PARAMS_FILE = ("config", "hopper.yaml")  # relative to the package's share directory
+# node name -> executable; launch/hopper.launch.py starts the same (checked by test_launch.py)
+NODES = {"planner_node": "planner_node", "hopper_sim_node": "hopper_sim_node"}
+# launch argument (CLI flag with '-' for '_') -> (node name, parameter)
+LAUNCH_ARGUMENTS = {
+    "mode": ("hopper_sim_node", "mode"),
+    "device": ("planner_node", "device"),
+    "model_path": ("planner_node", "model_path"),
+    "episodes": ("hopper_sim_node", "max_episodes"),
+    "preset": ("planner_node", "preset"),
+    "use_sim_time": ("planner_node", "use_sim_time"),
+}
+
+
+def params_file() -> Path:
+    """``config/hopper.yaml``: from the source tree when run from it, else the installed share."""
+    source = Path(__file__).resolve().parents[1].joinpath(*PARAMS_FILE)
+    if source.is_file():
+        return source
+    candidates = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory(PACKAGE)).joinpath(*PARAMS_FILE))
+    except Exception:  # noqa: BLE001 - not in an ament index (e.g. plain pip install)
+        pass
+    candidates.append(Path(sys.prefix, "share", PACKAGE).joinpath(*PARAMS_FILE))
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"cannot find {'/'.join(PARAMS_FILE)} of {PACKAGE} (looked at "
+                            f"{[str(source)] + [str(c) for c in candidates]})")
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes", "on"):
+        return True
+    if text.lower() in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="diffuser-ros-demo", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--mode", choices=("lockstep", "realtime"),
+                        help="simulator mode (default: from the YAML)")
+    parser.add_argument("--device", help="planner device: auto, cpu, cuda, cuda:N")
+    parser.add_argument("--model-path", help="planner checkpoint folder ('' = shipped model)")
+    parser.add_argument("--episodes", type=int, help="episodes to run (0 = until Ctrl-C)")
+    parser.add_argument("--preset", help="planner preset ('' = individual parameters)")
+    parser.add_argument("--use-sim-time", type=_bool, help="planner uses the simulator's /clock")
+    parser.add_argument("--seed", type=int,
+                        help="simulator seed (episode k: seed + k) and planner noise seed")
+    parser.add_argument("--max-episode-steps", type=int, help="episode length limit")
+    parser.add_argument("--record-video", help="write a video of the run to this file")
+    parser.add_argument("--params-file", type=Path, help="parameter YAML (default: the package's)")
+    parser.add_argument("--torch-threads", type=int, help="torch.set_num_threads for planning")
+    parser.add_argument(
+        "--executor", choices=("single", "multi"), default="single",
+        help="executor spinning both nodes. Planning runs on the planner's own worker thread, so "
+             "one executor thread serves the light callbacks; 'multi' (MultiThreadedExecutor) "
+             "measured slower in realtime mode (GIL contention, busy waits)")
+    return parser
+
+
+def overrides(args: argparse.Namespace) -> dict[str, dict]:
+    """Per-node parameter overrides from the flags that were given."""
+    out: dict[str, dict] = {name: {} for name in NODES}
+    for arg, (node, param) in LAUNCH_ARGUMENTS.items():
+        value = getattr(args, arg)
+        if value is not None:
+            out[node][param] = value
+    if args.seed is not None:
+        out["hopper_sim_node"]["seed"] = args.seed
+        out["planner_node"]["seed"] = args.seed
+    if args.max_episode_steps is not None:
+        out["hopper_sim_node"]["max_episode_steps"] = args.max_episode_steps
+    if args.record_video is not None:
+        out["hopper_sim_node"]["record_video"] = args.record_video
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ros_args = argv[argv.index("--ros-args") + 1:] if "--ros-args" in argv else []
+    args = build_parser().parse_args(argv[:len(argv) - len(ros_args) - bool(ros_args)])
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+    import rclpy
+    from rclpy.executors import (
+        ExternalShutdownException,
+        MultiThreadedExecutor,
+        SingleThreadedExecutor,
+    )
+    from rclpy.parameter import Parameter
+    from rclpy.task import Future
+
+    from diffuser_ros.nodes.hopper_sim_node import HopperSimNode, SimStartupError
+    from diffuser_ros.nodes.parameters import ParameterError
+    from diffuser_ros.nodes.planner_node import PlannerNode, StartupError
+    from diffuser_ros.planning import CheckpointError
+
+    yaml_path = args.params_file or params_file()
+    per_node = {node: [Parameter(k, value=v) for k, v in values.items()]
+                for node, values in overrides(args).items()}
+    context = rclpy.Context()
+    rclpy.init(args=["--ros-args", "--params-file", str(yaml_path), *ros_args], context=context)
+    executor = None
+    nodes = []
+    try:
+        print(f"parameters: {yaml_path}", flush=True)
+        nodes.append(PlannerNode("planner_node", context=context,
+                                 parameter_overrides=per_node["planner_node"]))
+        planner = nodes[0]
+        print(f"planner: device {planner.planner.device}, "
+              f"{', '.join(f'{k}={v}' for k, v in planner.planner.config.to_dict().items())}",
+              flush=True)
+        nodes.append(HopperSimNode("hopper_sim_node", context=context,
+                                   parameter_overrides=per_node["hopper_sim_node"]))
+        sim = nodes[1]
+        done = Future()
+
+        def on_episode(stats: dict) -> None:
+            if stats.get("summary"):
+                done.set_result(stats)
+            else:
+                print(f"episode {stats['episode']}: return {stats['return']:.2f}, length "
+                      f"{stats['length']}, {stats['reason']}", flush=True)
+
+        sim.add_episode_listener(on_episode)
+        executor = (MultiThreadedExecutor if args.executor == "multi" else
+                    SingleThreadedExecutor)(context=context)
+        for node in nodes:
+            executor.add_node(node)
+        start = time.monotonic()
+        try:
+            executor.spin_until_future_complete(done)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            print("interrupted", flush=True)
+        summary = sim.summary()
+        latency = planner.latency_summary()
+        plans = latency["count"]
+        # decisions/s over the simulator's run (first step to last), like its steps/s
+        wall = summary["wall_time_s"] or (time.monotonic() - start)
+        print(f"summary: {summary['episodes']} episodes ({summary['mode']}), mean return "
+              f"{summary['mean_return']:.2f} ± {summary['std_return']:.2f}, mean length "
+              f"{summary['mean_length']:.1f}", flush=True)
+        print(f"closed loop: {summary['steps_per_s']:.1f} sim steps/s, {plans / wall:.1f} "
+              f"decisions/s ({plans} plans in {wall:.1f} s); planning latency mean "
+              f"{_ms(latency['mean'])} ms, p95 {_ms(latency['p95'])} ms, max "
+              f"{_ms(latency['max'])} ms", flush=True)
+        return 0
+    except (CheckpointError, StartupError, SimStartupError, ParameterError) as exc:
+        print(f"diffuser-ros-demo: cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        if executor is not None:
+            shutdown_executor(executor)
+        for node in reversed(nodes):
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def shutdown_executor(executor) -> None:
+    """Shut an executor down after its queued callbacks have run.
+
+    rclpy's ``Executor.shutdown`` destroys the wake-up guard condition before it waits for the
+    thread pool, so a callback still queued then fails with "cannot use Destroyable" (printed as
+    "exception was never retrieved"); draining the pool first avoids that.
+    """
+    pool = getattr(executor, "_executor", None)
+    if pool is not None:
+        pool.shutdown(wait=True)
+    executor.shutdown()
+
+
+def _ms(seconds: float) -> str:
+    return "nan" if math.isnan(seconds) else f"{seconds * 1e3:.1f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

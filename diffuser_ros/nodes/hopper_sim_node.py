@@ -1,0 +1,457 @@
+"""``hopper_sim_node``: gymnasium ``Hopper-v5`` (MuJoCo) as a ROS 2 robot.
+
+Publishes ``joint_states`` (the six joints; position = qpos, velocity = qvel, unclipped) stamped
+with simulation time and ``/clock`` (simulation time starts at 1 s and runs on across episodes);
+applies ``action`` (std_msgs/Float64MultiArray), clipped to the action space.
+
+Modes (parameter ``mode``):
+
+* ``lockstep`` — one env step per received action, then the next state is published. The loop is
+  deterministic and planning latency is hidden. Until the first action arrives, the state is
+  published again whenever a new subscriber appears; afterwards whenever no action has come for
+  ``max(state_republish_period, 3 x the slowest answer so far)``. So a planner that starts later,
+  or an action lost to DDS discovery, never stalls the loop, while a slow planner is not sent
+  the same state twice (which the planner answers with the same action without re-planning).
+* ``realtime`` — a wall timer steps at 1/dt (125 Hz) holding the last action; zeros once no action
+  has arrived for ``action_timeout``.
+
+Episodes reset automatically on termination or truncation (``max_episode_steps``); episode k is
+seeded ``seed + k``. Each episode's statistics go to the log and, as a JSON string, to
+``episode_stats`` (transient-local, so late subscribers get the history); after ``max_episodes``
+(0 = unlimited) the node stops stepping and publishes a summary (``"summary": true``). At every new
+episode the planner's ``planner_reset_service`` (Trigger) is called; in lockstep the first state of
+the episode is published once it has answered (or after ``state_republish_period``), so the loop
+matches an offline evaluation that calls ``planner.reset()`` per episode.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import rclpy
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
+
+from diffuser_ros.nodes.parameters import ParameterError, ParamSpec, declare_parameters
+
+NODE_NAME = "hopper_sim_node"
+MODES = ("lockstep", "realtime")
+WARN_THROTTLE_S = 2.0
+KICK_PERIOD_S = 0.1
+VIDEO_FPS = 30.0  # recorded frame rate (every 4th step of Hopper's 125 Hz)
+# Simulation time starts at 1 s: every stamp is then non-zero (a zero stamp means "unstamped",
+# which a planner cannot use to recognise a re-sent state).
+START_TIME_NS = 1_000_000_000
+
+SIM_SPECS: list[ParamSpec] = [
+    ParamSpec("mode", "lockstep", "'lockstep': one step per received action (deterministic); "
+              "'realtime': a wall timer steps at 1/dt holding the last action.",
+              read_only=True, choices=MODES),
+    ParamSpec("env_id", "Hopper-v5", "gymnasium MuJoCo environment (1-DoF joints only).",
+              read_only=True),
+    ParamSpec("max_episode_steps", 1000, "Steps after which an episode is truncated.",
+              read_only=True, int_range=(1, 10_000_000)),
+    ParamSpec("max_episodes", 0, "Episodes to run before stopping (0 = unlimited).",
+              read_only=True, int_range=(0, 10_000_000)),
+    ParamSpec("seed", 0, "Episode k resets with seed + k; -1 = unseeded.", read_only=True,
+              int_range=(-1, 2**31 - 1)),
+    ParamSpec("action_timeout", 0.5, "Realtime mode: zero action once no action has arrived "
+              "for this long.", read_only=True, float_range=(1e-3, 3600.0), unit="s"),
+    ParamSpec("state_republish_period", 1.0, "Lockstep mode: publish the current state again "
+              "when no action has arrived for this long (or for 3x the slowest answer so far, "
+              "if longer).", read_only=True,
+              float_range=(0.01, 3600.0), unit="s"),
+    ParamSpec("state_topic", "joint_states", "JointState output topic.", read_only=True),
+    ParamSpec("action_topic", "action", "Float64MultiArray action input topic.", read_only=True),
+    ParamSpec("episode_stats_topic", "episode_stats", "std_msgs/String JSON per episode and a "
+              "final summary (transient local).", read_only=True),
+    ParamSpec("planner_reset_service", "planner_node/reset", "Trigger service called at the "
+              "start of every new episode ('' = none).", read_only=True),
+    ParamSpec("record_video", "", "Write a video of the run to this file ('' = off; needs "
+              "off-screen MuJoCo rendering, e.g. MUJOCO_GL=osmesa with libosmesa6).",
+              read_only=True),
+    ParamSpec("video_width", 320, "Video frame width.", read_only=True, int_range=(16, 4096),
+              unit="px"),
+    ParamSpec("video_height", 240, "Video frame height.", read_only=True,
+              int_range=(16, 4096), unit="px"),
+]
+
+
+class SimStartupError(RuntimeError):
+    """The simulator cannot start (unknown env, rendering unavailable); the message says why."""
+
+
+# MuJoCo aborts the process when off-screen rendering is tried again after it failed once, so
+# the first failure is remembered and reported for every later attempt.
+_render_failure: str | None = None
+
+
+def make_env(env_id: str, max_episode_steps: int, render_size: tuple[int, int] | None = None):
+    """The gymnasium env; with ``render_size`` it renders RGB frames or raises SimStartupError."""
+    global _render_failure
+    import gymnasium as gym
+
+    if render_size is not None and _render_failure is not None:
+        raise SimStartupError(_render_failure)
+    if render_size is not None and "MUJOCO_GL" not in os.environ and \
+            not os.environ.get("DISPLAY"):
+        os.environ["MUJOCO_GL"] = "egl"  # headless: EGL (Mesa or a GPU driver)
+
+    kwargs = {"max_episode_steps": max_episode_steps, "disable_env_checker": True}
+    try:
+        env = gym.make(env_id, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - gymnasium raises several error types
+        hint = f" (MUJOCO_GL={os.environ['MUJOCO_GL']} is set: is its GL library installed?)" \
+            if "MUJOCO_GL" in os.environ else ""
+        raise SimStartupError(f"cannot create environment {env_id!r}: {exc}{hint}") from None
+    if render_size is not None:
+        env.close()  # the id is valid; now the same env with a renderer
+        env = None
+        try:
+            env = gym.make(env_id, render_mode="rgb_array", width=render_size[0],
+                           height=render_size[1], **kwargs)
+            env.reset(seed=0)
+            frame = env.render()
+            if frame is None or np.asarray(frame).ndim != 3:
+                raise RuntimeError("render() returned no RGB frame")
+        except Exception as exc:  # noqa: BLE001 - mujoco.FatalError, GL import errors, ...
+            try:
+                if env is not None:
+                    env.close()
+            except Exception:  # noqa: BLE001, S110 - closing a half-made renderer may fail too
+                pass
+            _render_failure = (
+                "record_video needs off-screen MuJoCo rendering, which failed here with "
+                f"MUJOCO_GL={os.environ.get('MUJOCO_GL', 'glfw')} ({type(exc).__name__}: {exc}). "
+                "Headless: install Mesa EGL (Debian: libegl1 libegl-mesa0) and set MUJOCO_GL=egl, "
+                "or install libosmesa6 and set MUJOCO_GL=osmesa PYOPENGL_PLATFORM=osmesa; "
+                "or leave record_video empty.")
+            raise SimStartupError(_render_failure) from None
+    return env
+
+
+def joint_layout(env) -> list[str]:
+    """Joint names in qpos/qvel order; only 1-DoF (hinge/slide) joints are supported."""
+    import mujoco
+
+    model = env.unwrapped.model
+    names = []
+    for j in range(model.njnt):
+        if int(model.jnt_type[j]) not in (int(mujoco.mjtJoint.mjJNT_HINGE),
+                                           int(mujoco.mjtJoint.mjJNT_SLIDE)) or \
+                model.jnt_qposadr[j] != j or model.jnt_dofadr[j] != j:
+            raise SimStartupError("only models whose joints are all 1-DoF (hinge/slide), in "
+                                  "qpos order, are supported")
+        names.append(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j))
+    return names
+
+
+class HopperSimNode(Node):
+    """Simulator bridge. ``node_kwargs`` go to ``rclpy.node.Node``."""
+
+    def __init__(self, node_name: str = NODE_NAME, **node_kwargs):
+        super().__init__(node_name, **node_kwargs)
+        self._env = None
+        self._writer = None
+        try:
+            self._setup()
+        except BaseException:
+            self.destroy_node()
+            raise
+
+    def _setup(self) -> None:
+        p = declare_parameters(self, SIM_SPECS)
+        self._mode = p["mode"]
+        self._seed = p["seed"]
+        self._max_episodes = p["max_episodes"]
+        self._action_timeout = p["action_timeout"]
+        self._republish_period = p["state_republish_period"]
+        render = (p["video_width"], p["video_height"]) if p["record_video"] else None
+        self._env = make_env(p["env_id"], p["max_episode_steps"], render)
+        if p["record_video"]:
+            import imageio.v2 as imageio
+
+            rate = 1.0 / self._env.unwrapped.dt
+            self._frame_every = max(1, round(rate / VIDEO_FPS))  # players cap GIF frame rates
+            try:
+                self._writer = imageio.get_writer(p["record_video"],
+                                                  fps=rate / self._frame_every)
+            except Exception as exc:  # noqa: BLE001
+                raise SimStartupError(f"cannot write video {p['record_video']}: {exc}") from None
+        self._joint_names = joint_layout(self._env)
+        self._act_dim = int(self._env.action_space.shape[0])
+        self._act_low = np.asarray(self._env.action_space.low, dtype=np.float64)
+        self._act_high = np.asarray(self._env.action_space.high, dtype=np.float64)
+        self._dt_ns = int(round(self._env.unwrapped.dt * 1e9))
+        self._env_id = p["env_id"]
+
+        self._steps = 0             # steps of the whole run: simulation time = 1 s + steps * dt
+        self._episode = 0           # index of the current episode
+        self._ep_return = 0.0
+        self._ep_length = 0
+        self._ep_started = time.monotonic()
+        self._results: list[dict] = []
+        self._listeners = []
+        self.finished = False
+        self._rejected = 0
+        self._action = np.zeros(self._act_dim)
+        self._last_action_time: float | None = None
+        self._run_started: float | None = None
+        self._run_ended: float | None = None
+        # lockstep bookkeeping
+        self._last_publish = time.monotonic()
+        self._slowest_answer = 0.0   # longest time from a state to the action that answered it
+        self._known_subscribers = 0
+        self._awaiting_reset = False
+
+        self._state_pub = self.create_publisher(JointState, p["state_topic"], 10)
+        self._clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self._stats_pub = self.create_publisher(
+            String, p["episode_stats_topic"],
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self._action_sub = self.create_subscription(
+            Float64MultiArray, p["action_topic"], self._on_action, 10)
+        self._reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
+        self._planner_reset = self.create_client(Trigger, p["planner_reset_service"]) \
+            if p["planner_reset_service"] else None
+        steady = RosClock(clock_type=ClockType.STEADY_TIME)  # wall time, whatever use_sim_time
+        if self._mode == "realtime":
+            self._step_timer = self.create_timer(self._dt_ns * 1e-9, self._on_tick, clock=steady)
+        else:
+            self._step_timer = self.create_timer(KICK_PERIOD_S, self._on_kick, clock=steady)
+
+        self._reset_env()
+        self._publish_state()
+        self.get_logger().info(
+            f"{self._env_id} ({self._mode}, dt {self._dt_ns * 1e-9:g} s, max_episode_steps "
+            f"{p['max_episode_steps']}, max_episodes {self._max_episodes or 'unlimited'}, seed "
+            f"{self._seed}): joints {self._joint_names} on {self._state_pub.topic_name}, "
+            f"actions from {self._action_sub.topic_name}"
+            + (f", recording {p['record_video']}" if self._writer else ""))
+
+    # -- public -----------------------------------------------------------------------------
+    def add_episode_listener(self, callback) -> None:
+        """``callback(stats: dict)`` after each episode and once with the final summary."""
+        self._listeners.append(callback)
+
+    @property
+    def results(self) -> list[dict]:
+        return list(self._results)
+
+    @property
+    def sim_time(self) -> float:
+        return (START_TIME_NS + self._steps * self._dt_ns) * 1e-9
+
+    def destroy_node(self) -> None:
+        self._close_outputs()
+        super().destroy_node()
+
+    # -- stepping ---------------------------------------------------------------------------
+    def _reset_env(self) -> None:
+        seed = None if self._seed < 0 else self._seed + self._episode
+        self._env.reset(seed=seed)
+        self._ep_return, self._ep_length = 0.0, 0
+        self._ep_started = time.monotonic()
+        self._frame()
+
+    def _on_action(self, msg: Float64MultiArray) -> None:
+        if self.finished:
+            return
+        action = np.asarray(msg.data, dtype=np.float64)
+        if action.shape != (self._act_dim,) or not np.isfinite(action).all():
+            self._rejected += 1
+            self.get_logger().warning(
+                f"rejected action {np.round(action, 4).tolist()}: expected {self._act_dim} "
+                "finite values; not stepping", throttle_duration_sec=WARN_THROTTLE_S)
+            if self._mode == "lockstep":
+                self._publish_state()  # keep the loop going
+            return
+        self._last_action_time = time.monotonic()
+        if self._mode == "realtime":
+            self._action = action
+            return
+        self._slowest_answer = max(self._slowest_answer,
+                                   self._last_action_time - self._last_publish)
+        self._step(action)
+
+    def _on_tick(self) -> None:
+        if self.finished:
+            return
+        if self._last_action_time is None or \
+                time.monotonic() - self._last_action_time > self._action_timeout:
+            self._action = np.zeros(self._act_dim)
+        self._step(self._action)
+
+    def _on_kick(self) -> None:
+        """Lockstep: re-send the state when the loop has not started or has stalled."""
+        if self.finished:
+            return
+        count = self._state_pub.get_subscription_count()
+        fresh_subscriber = count > self._known_subscribers and self._last_action_time is None
+        self._known_subscribers = count
+        patience = max(self._republish_period, 3.0 * self._slowest_answer)
+        if fresh_subscriber or time.monotonic() - self._last_publish >= patience:
+            self._awaiting_reset = False
+            self._publish_state()
+
+    def _step(self, action: np.ndarray) -> None:
+        if self._run_started is None:
+            self._run_started = time.monotonic()
+        action = np.clip(action, self._act_low, self._act_high).astype(np.float32)
+        _, reward, terminated, truncated, _ = self._env.step(action)
+        self._steps += 1
+        self._ep_return += float(reward)
+        self._ep_length += 1
+        self._frame()
+        if terminated or truncated:
+            self._end_episode("terminated" if terminated else "truncated")
+        else:
+            self._publish_state()
+
+    def _end_episode(self, reason: str) -> None:
+        stats = {
+            "episode": self._episode + 1, "return": round(self._ep_return, 6),
+            "length": self._ep_length, "reason": reason,
+            "seed": None if self._seed < 0 else self._seed + self._episode,
+            "sim_time": round(self.sim_time, 6),
+            "wall_time_s": round(time.monotonic() - self._ep_started, 4),
+        }
+        self._results.append(stats)
+        self._emit(stats)
+        self.get_logger().info(
+            f"episode {stats['episode']}: return {self._ep_return:.2f}, length "
+            f"{self._ep_length}, {reason}")
+        self._episode += 1
+        if self._max_episodes and self._episode >= self._max_episodes:
+            self._finish()
+            return
+        self._reset_env()
+        self._start_episode()
+
+    def _start_episode(self) -> None:
+        """Reset the planner (if its service is up), then publish the episode's first state."""
+        client = self._planner_reset
+        if client is not None and client.service_is_ready():
+            future = client.call_async(Trigger.Request())
+            if self._mode == "lockstep":
+                self._awaiting_reset = True
+                self._last_publish = time.monotonic()  # republish fallback if no answer
+                episode = self._episode
+                future.add_done_callback(lambda _f: self._after_planner_reset(episode))
+                return
+        self._publish_state()
+
+    def _after_planner_reset(self, episode: int) -> None:
+        if self._awaiting_reset and episode == self._episode and not self.finished:
+            self._awaiting_reset = False
+            self._publish_state()
+
+    def _finish(self) -> None:
+        self._run_ended = time.monotonic()
+        self._step_timer.cancel()
+        self._close_outputs()  # the video is complete before anyone hears we are done
+        self.finished = True
+        summary = self.summary()
+        self._emit(summary)
+        self.get_logger().info(
+            f"done: {summary['episodes']} episodes, mean return {summary['mean_return']:.2f} "
+            f"± {summary['std_return']:.2f}, mean length {summary['mean_length']:.1f}, "
+            f"{summary['steps_per_s']:.1f} steps/s")
+
+    def summary(self) -> dict:
+        returns = np.array([r["return"] for r in self._results], dtype=np.float64)
+        lengths = np.array([r["length"] for r in self._results], dtype=np.float64)
+        end = self._run_ended or time.monotonic()
+        wall = end - self._run_started if self._run_started is not None else 0.0
+        return {
+            "summary": True, "env_id": self._env_id, "mode": self._mode,
+            "episodes": len(self._results),
+            "mean_return": float(returns.mean()) if returns.size else math.nan,
+            "std_return": float(returns.std()) if returns.size else math.nan,
+            "mean_length": float(lengths.mean()) if lengths.size else math.nan,
+            "steps": self._steps, "wall_time_s": round(wall, 4),
+            "steps_per_s": self._steps / wall if wall > 0 else math.nan,
+            "rejected_actions": self._rejected,
+        }
+
+    # -- outputs ----------------------------------------------------------------------------
+    def _publish_state(self) -> None:
+        stamp = Time(nanoseconds=START_TIME_NS + self._steps * self._dt_ns).to_msg()
+        data = self._env.unwrapped.data
+        msg = JointState(name=self._joint_names, position=data.qpos.tolist(),
+                         velocity=data.qvel.tolist())
+        msg.header.stamp = stamp
+        self._clock_pub.publish(Clock(clock=stamp))
+        self._state_pub.publish(msg)
+        self._last_publish = time.monotonic()
+
+    def _emit(self, stats: dict) -> None:
+        self._stats_pub.publish(String(data=json.dumps(stats)))
+        for callback in self._listeners:
+            callback(dict(stats))
+
+    def _frame(self) -> None:
+        if self._writer is not None and self._steps % self._frame_every == 0:
+            self._writer.append_data(np.array(self._env.render(), copy=True))
+
+    def _close_outputs(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+    # -- services ---------------------------------------------------------------------------
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        if self.finished:
+            response.success = False
+            response.message = "all episodes done; not resetting"
+            return response
+        response.success = True
+        response.message = f"episode {self._episode + 1} ended (reset)"
+        self._end_episode("reset")
+        return response
+
+
+def main(args=None) -> None:
+    """Entry point: spin the simulator until ``max_episodes`` are done (or Ctrl-C)."""
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = HopperSimNode()
+        while rclpy.ok() and not node.finished:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        deadline = time.monotonic() + 0.5  # let the summary reach its subscribers
+        while rclpy.ok() and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    except (SimStartupError, ParameterError) as exc:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+        code = 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

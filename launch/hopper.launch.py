@@ -1,0 +1,61 @@
+"""Hopper demo: ``planner_node`` + ``hopper_sim_node`` with ``config/hopper.yaml``.
+
+    ros2 launch diffuser_ros hopper.launch.py mode:=realtime episodes:=3 preset:=realtime
+
+Launch arguments override single parameters of the YAML; the launch ends when the simulator has
+run ``episodes`` episodes (0 = until Ctrl-C). Without launch / launch_ros, ``diffuser-ros-demo``
+runs the same nodes with the same YAML in one process; its flags mirror these arguments
+(``--mode``, ``--device``, ``--model-path``, ``--episodes``, ``--preset``, ``--use-sim-time``).
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
+from launch.launch_description import LaunchDescription
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+
+def generate_launch_description():
+    params = os.path.join(get_package_share_directory("diffuser_ros"), "config", "hopper.yaml")
+
+    def arg(name, value_type):
+        return ParameterValue(LaunchConfiguration(name), value_type=value_type)
+
+    arguments = [
+        DeclareLaunchArgument("mode", default_value="lockstep", choices=["lockstep", "realtime"],
+                              description="Simulator: one step per action, or a 125 Hz timer"),
+        DeclareLaunchArgument("device", default_value="auto",
+                              description="Planner device: auto, cpu, cuda, cuda:N"),
+        DeclareLaunchArgument("model_path", default_value="",
+                              description="Planner checkpoint folder ('' = the shipped model)"),
+        DeclareLaunchArgument("episodes", default_value="0",
+                              description="Episodes to run before shutting down (0 = unlimited)"),
+        DeclareLaunchArgument("preset", default_value="realtime",
+                              description="Planner preset: realtime, quality (the paper) or '' "
+                                          "(the individual parameters)"),
+        DeclareLaunchArgument("use_sim_time", default_value="true",
+                              description="Planner follows the simulator's /clock"),
+    ]
+    planner = Node(
+        package="diffuser_ros", executable="planner_node", name="planner_node", output="screen",
+        parameters=[params, {
+            "device": arg("device", str),
+            "model_path": arg("model_path", str),
+            "preset": arg("preset", str),
+            "use_sim_time": arg("use_sim_time", bool),
+        }])
+    sim = Node(
+        package="diffuser_ros", executable="hopper_sim_node", name="hopper_sim_node",
+        output="screen",
+        parameters=[params, {
+            "mode": arg("mode", str),
+            "max_episodes": arg("episodes", int),
+        }])
+    stop_when_done = RegisterEventHandler(OnProcessExit(
+        target_action=sim, on_exit=[EmitEvent(event=Shutdown(reason="simulator finished"))]))
+    return LaunchDescription([*arguments, planner, sim, stop_when_done])

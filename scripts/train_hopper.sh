@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The pipeline that produced the shipped model (diffuser_ros/models/hopper), end to end.
+# Every step resumes where it stopped; RUN holds the (large) intermediate files.
+# Usage: scripts/train_hopper.sh [RUN]   (default RUN=runs/hopper)
+set -euo pipefail
+RUN=${1:-runs/hopper}
+BIN=${BIN:-.venv/bin}
+CHANNELS=${CHANNELS:-16,32,64,128}
+STEPS=${STEPS:-200000}
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+
+# 1. behaviour policy (SB3 SAC on Hopper-v5) and the datasets (D4RL layout)
+"$BIN/diffuser-ros-behaviour" train --out "$RUN/sac" --steps "${SAC_STEPS:-150000}"
+"$BIN/diffuser-ros-behaviour" record --policy "$RUN/sac/policies/best.zip" \
+    --out "$RUN/data/hopper-medium.hdf5" --transitions 1000000 --seed 10000
+"$BIN/diffuser-ros-behaviour" replay --buffer "$RUN/sac/replay_buffer.pkl" \
+    --out "$RUN/data/hopper-medium-replay.hdf5" --training-steps "${SAC_STEPS:-150000}"
+
+# 2. diffusion model and value function, side by side (one core each on a CPU)
+for model in diffusion value; do
+  "$BIN/diffuser-ros-train" "$model" --dataset "$RUN/data/hopper-medium.hdf5" --out "$RUN/train" \
+      --channels "$CHANNELS" --batch-size 64 --steps "$STEPS" --checkpoint-every 2000 --threads 1 &
+done
+wait
+
+# 3. export with the shipped default settings (the realtime preset)
+"$BIN/diffuser-ros-train" export --out "$RUN/train" --dest diffuser_ros/models/hopper \
+    --defaults '{"n_candidates": 16, "n_guide_steps": 1, "warm_start": true, "warm_start_steps": 4}'

@@ -1,0 +1,616 @@
+"""The planner node and the Hopper simulator over real DDS (loopback, per-run domain id).
+
+All nodes of a test share one rclpy Context (module fixture) and one executor spun on a
+background thread; a ``probe`` node plays the robot / operator. Waits are predicates with
+timeouts; the tiny random model and 2-step plans keep every test short.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2) is not installed")
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float64MultiArray, String  # noqa: E402
+from std_srvs.srv import SetBool, Trigger  # noqa: E402
+
+from diffuser_ros.nodes.hopper_sim_node import (  # noqa: E402
+    START_TIME_NS,
+    HopperSimNode,
+    SimStartupError,
+    make_env,
+)
+from diffuser_ros.nodes.observation import HOPPER_JOINTS, JointStateMapping  # noqa: E402
+from diffuser_ros.nodes.planner_node import PlannerNode, StartupError  # noqa: E402
+from diffuser_ros.planning import CheckpointError  # noqa: E402
+
+pytestmark = pytest.mark.ros
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 20.0
+# Planner settings that keep one plan at a few tens of milliseconds on a busy 2-core CPU.
+FAST = {"preset": "", "device": "cpu", "seed": 0, "n_candidates": 2, "n_denoise_steps": 2,
+        "n_guide_steps": 1, "t_stopgrad": 0, "diagnostics_period": 0.2, "state_timeout": 30.0}
+QPOS = np.array([0.0, 1.25, 0.01, -0.02, 0.03, 0.01])
+QVEL = np.array([0.1, -0.2, 12.0, 0.3, -15.0, 0.05])   # two velocities beyond the +-10 clip
+
+
+def wait_until(predicate, timeout: float = TIMEOUT, what: str = "condition", every=None,
+               period: float = 0.05):
+    """Poll ``predicate`` until true; ``every()`` runs each ``period`` s (e.g. to re-publish)."""
+    deadline = time.monotonic() + timeout
+    next_call = 0.0
+    while True:
+        if predicate():
+            return
+        now = time.monotonic()
+        if now > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        if every is not None and now >= next_call:
+            every()
+            next_call = now + period
+        time.sleep(0.005)
+
+
+class Collector:
+    """Messages received on one topic (appended by the executor thread)."""
+
+    def __init__(self, node: Node, msg_type, topic: str, qos=10):
+        self.messages: list = []
+        self.sub = node.create_subscription(msg_type, topic, self.messages.append, qos)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+class Harness:
+    """One executor on a background thread spinning the nodes under test and a probe node."""
+
+    def __init__(self, context):
+        self.context = context
+        self.executor = SingleThreadedExecutor(context=context)
+        self.probe = Node("probe", context=context)
+        self.nodes = [self.probe]
+        self.executor.add_node(self.probe)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.02)
+
+    def add(self, node: Node) -> Node:
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def planner(self, model_dir, **params) -> PlannerNode:
+        values = {**FAST, "model_path": str(model_dir), **params}
+        return self.add(PlannerNode(context=self.context, parameter_overrides=[
+            Parameter(k, value=v) for k, v in values.items()]))
+
+    def sim(self, **params) -> HopperSimNode:
+        values = {"max_episode_steps": 10, "planner_reset_service": "", **params}
+        return self.add(HopperSimNode(context=self.context, parameter_overrides=[
+            Parameter(k, value=v) for k, v in values.items()]))
+
+    def call(self, srv_type, name: str, request, timeout: float = TIMEOUT):
+        client = self.probe.create_client(srv_type, name)
+        wait_until(client.service_is_ready, timeout, f"service {name}")
+        future = client.call_async(request)
+        wait_until(future.done, timeout, f"answer from {name}")
+        return future.result()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for node in reversed(self.nodes):
+            self.executor.remove_node(node)
+            node.destroy_node()
+        self.executor.shutdown()
+
+
+@pytest.fixture(scope="module")
+def context():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+@pytest.fixture
+def harness(context):
+    h = Harness(context)
+    yield h
+    h.close()
+
+
+def joint_state(probe: Node, qpos=QPOS, qvel=QVEL, stamp=None, names=HOPPER_JOINTS) -> JointState:
+    msg = JointState(name=list(names), position=list(map(float, qpos)),
+                     velocity=list(map(float, qvel)))
+    msg.header.stamp = stamp if stamp is not None else probe.get_clock().now().to_msg()
+    return msg
+
+
+def values_of(status: DiagnosticStatus) -> dict:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def is_zero(msg: Float64MultiArray) -> bool:
+    return len(msg.data) == 3 and not any(msg.data)
+
+
+def plans(node: PlannerNode) -> int:
+    return node.latency_summary()["count"]
+
+
+# -- planner node -------------------------------------------------------------------------
+def test_state_in_action_out_with_trajectory_and_diagnostics(harness, tiny_model_dir):
+    node = harness.planner(tiny_model_dir)
+    probe = harness.probe
+    actions = Collector(probe, Float64MultiArray, "action")
+    trajectories = Collector(probe, Float64MultiArray, "/planner_node/planned_trajectory")
+    diagnostics = Collector(probe, DiagnosticArray, "/diagnostics")
+    pub = probe.create_publisher(JointState, "joint_states", 10)
+    wait_until(lambda: pub.get_subscription_count() > 0 and
+               node._action_pub.get_subscription_count() > 0 and
+               node._trajectory_pub.get_subscription_count() > 0, what="discovery")
+
+    pub.publish(joint_state(probe))
+    wait_until(lambda: len(actions) >= 1 and len(trajectories) >= 1, what="action + trajectory")
+    action = np.array(actions.messages[0].data)
+    traj_msg = trajectories.messages[0]
+    dims = [(d.label, d.size) for d in traj_msg.layout.dim]
+    assert dims[0] == ("horizon", 8) and dims[1][1] == 3 + 11
+    traj = np.array(traj_msg.data).reshape(8, 14)
+    # The plan starts at the observation built from the joint state (qpos[1:], clipped qvel) ...
+    expected_obs = JointStateMapping().from_arrays(QPOS, QVEL)
+    np.testing.assert_allclose(traj[0, 3:], expected_obs, rtol=0, atol=1e-12)
+    # ... and the published action is its first action, clipped to the bounds.
+    assert action.shape == (3,) and np.all(np.abs(action) <= 1.0)
+    np.testing.assert_array_equal(action, np.clip(traj[0, :3], -1.0, 1.0))
+    assert len(actions) == 1 and plans(node) == 1
+
+    def planner_status():
+        for msg in diagnostics.messages:
+            for status in msg.status:
+                if status.name.startswith("planner_node") and \
+                        values_of(status).get("plans") == "1":
+                    return status
+        return None
+
+    wait_until(lambda: planner_status() is not None, what="diagnostics after one plan")
+    values = values_of(planner_status())
+    for key in ("latency_mean_ms", "latency_p95_ms", "latency_max_ms", "deadline_misses",
+                "state_age_s", "best_value", "safe_actions"):
+        assert key in values
+    assert float(values["latency_max_ms"]) > 0 and math.isfinite(float(values["best_value"]))
+    assert values["device"] == "cpu" and values["estop"] == "false"
+    assert planner_status().hardware_id == "cpu"
+
+
+def test_observation_input_rejects_bad_arrays_and_keeps_answering(harness, tiny_model_dir):
+    node = harness.planner(tiny_model_dir, state_input="observation")
+    probe = harness.probe
+    actions = Collector(probe, Float64MultiArray, "action")
+    pub = probe.create_publisher(Float64MultiArray, "observation", 10)
+    wait_until(lambda: pub.get_subscription_count() > 0 and
+               node._action_pub.get_subscription_count() > 0, what="discovery")
+    good = Float64MultiArray(data=[0.1] * 11)
+    pub.publish(good)
+    wait_until(lambda: len(actions) == 1, what="first action")
+    # One at a time: the state subscription keeps only the newest message (qos_depth 1).
+    pub.publish(Float64MultiArray(data=[0.1] * 5))
+    wait_until(lambda: node._rejected == 1, what="wrong-size observation rejected")
+    pub.publish(Float64MultiArray(data=[0.1] * 10 + [math.nan]))
+    wait_until(lambda: node._rejected == 2, what="NaN observation rejected")
+    pub.publish(good)
+    wait_until(lambda: len(actions) == 2, what="action after the rejected ones")
+    assert plans(node) == 2 and all(len(m.data) == 3 for m in actions.messages)
+
+
+def test_bad_joint_states_never_reach_the_planner(harness, tiny_model_dir):
+    node = harness.planner(tiny_model_dir)
+    probe = harness.probe
+    actions = Collector(probe, Float64MultiArray, "action")
+    pub = probe.create_publisher(JointState, "joint_states", 10)
+    wait_until(lambda: pub.get_subscription_count() > 0 and
+               node._action_pub.get_subscription_count() > 0, what="discovery")
+    nan_pos = QPOS.copy()
+    nan_pos[2] = math.nan
+    inf_vel = QVEL.copy()
+    inf_vel[4] = math.inf
+    short = joint_state(probe)
+    short.velocity = short.velocity[:4]
+    bad_states = [joint_state(probe, qpos=nan_pos), joint_state(probe, qvel=inf_vel), short,
+                  joint_state(probe, qpos=QPOS[:5], qvel=QVEL[:5], names=HOPPER_JOINTS[:5])]
+    for k, msg in enumerate(bad_states, start=1):  # one at a time (qos_depth 1)
+        pub.publish(msg)
+        wait_until(lambda k=k: node._rejected == k, what=f"bad state {k} rejected")
+    assert plans(node) == 0 and len(actions) == 0
+    pub.publish(joint_state(probe))
+    wait_until(lambda: len(actions) == 1, what="action for a good state")
+    assert plans(node) == 1 and not is_zero(actions.messages[0])
+
+
+def test_watchdog_publishes_zeros_without_fresh_state(harness, tiny_model_dir):
+    node = harness.planner(tiny_model_dir, state_timeout=0.3, control_period=0.02)
+    probe = harness.probe
+    actions = Collector(probe, Float64MultiArray, "action")
+    diagnostics = Collector(probe, DiagnosticArray, "/diagnostics")
+    pub = probe.create_publisher(JointState, "joint_states", 10)
+    # No state at all: zeros once state_timeout has passed.
+    wait_until(lambda: any(is_zero(m) for m in actions.messages), what="zeros with no state")
+    wait_until(lambda: pub.get_subscription_count() > 0, what="discovery")
+    # A state stamped 10 s ago is stale: not planned on, zeros continue, diagnostics warn.
+    old = probe.get_clock().now().nanoseconds - 10 * 10**9
+    stamp = rclpy.time.Time(nanoseconds=old).to_msg()
+    pub.publish(joint_state(probe, stamp=stamp))
+
+    def stale_warning():
+        for msg in diagnostics.messages:
+            status = msg.status[0]
+            if status.level == DiagnosticStatus.WARN and "old" in status.message:
+                return status
+        return None
+
+    wait_until(lambda: stale_warning() is not None, what="stale-state warning")
+    assert float(values_of(stale_warning())["state_age_s"]) > 5
+    wait_until(lambda: node._newest is None and node._in_progress_key is None,
+               what="worker idle")
+    assert plans(node) == 0
+    n = len(actions)
+    wait_until(lambda: len(actions) > n + 3, what="more zeros")
+    assert all(is_zero(m) for m in actions.messages)
+    # A fresh state is planned on; once it ages past the timeout, zeros resume.
+    pub.publish(joint_state(probe))
+    wait_until(lambda: any(not is_zero(m) for m in actions.messages), what="planned action")
+    first_planned = next(i for i, m in enumerate(actions.messages) if not is_zero(m))
+    wait_until(lambda: any(is_zero(m) for m in actions.messages[first_planned:]),
+               what="zeros after the state went stale")
+    assert plans(node) == 1
+
+
+def test_estop_stops_planning_and_release_resumes(harness, tiny_model_dir):
+    node = harness.planner(tiny_model_dir, control_period=0.02)
+    probe = harness.probe
+    actions = Collector(probe, Float64MultiArray, "action")
+    pub = probe.create_publisher(JointState, "joint_states", 10)
+
+    def publish():
+        pub.publish(joint_state(probe))
+
+    wait_until(lambda: len(actions) >= 2, what="planned actions", every=publish)
+    response = harness.call(SetBool, "/planner_node/estop", SetBool.Request(data=True))
+    assert response.success and "e-stop engaged" in response.message
+    n_at_estop, plans_at_estop = len(actions), plans(node)
+    # Zeros at the control rate while states keep coming; at most the plan in flight finishes.
+    wait_until(lambda: sum(is_zero(m) for m in actions.messages[n_at_estop:]) >= 5,
+               what="zeros during e-stop", every=publish)
+    first_zero = n_at_estop + next(i for i, m in enumerate(actions.messages[n_at_estop:])
+                                   if is_zero(m))
+    assert all(is_zero(m) for m in actions.messages[first_zero:])
+    assert plans(node) - plans_at_estop <= 1
+    status = node.diagnostics()
+    assert status.level == DiagnosticStatus.WARN and values_of(status)["estop"] == "true"
+
+    response = harness.call(SetBool, "/planner_node/estop", SetBool.Request(data=False))
+    assert response.success
+    n_release, plans_release = len(actions), plans(node)
+    wait_until(lambda: any(not is_zero(m) for m in actions.messages[n_release:]),
+               what="planned action after release", every=publish)
+    assert plans(node) > plans_release
+
+
+def test_parameters_validated_and_applied_between_plans(harness, tiny_model_dir):
+    node = harness.planner(tiny_model_dir, control_period=0.05)
+    probe = harness.probe
+    actions = Collector(probe, Float64MultiArray, "action")
+    pub = probe.create_publisher(JointState, "joint_states", 10)
+
+    def ok(name, value):
+        return node.set_parameters([Parameter(name, value=value)])[0]
+
+    # Accepted: stashed, applied by the worker before its next plan.
+    assert ok("n_candidates", 3).successful
+    assert node.get_parameter("n_candidates").value == 3
+    assert node.planner.config.n_candidates == 2
+    wait_until(lambda: len(actions) >= 1, what="a plan", every=lambda: pub.publish(
+        joint_state(probe)))
+    assert node.planner.config.n_candidates == 3
+
+    # Rejected with the reason, by the descriptor or by PlannerConfig.
+    result = ok("n_candidates", 0)
+    assert not result.successful and "out of range" in result.reason.lower()
+    result = ok("sampler", "euler")
+    assert not result.successful and "sampler must be one of" in result.reason
+    result = ok("warm_start", True)  # warm_start_steps (4) > n_denoise_steps (2)
+    assert not result.successful and "warm_start_steps (4) cannot exceed" in result.reason
+    result = ok("n_denoise_steps", 50)
+    assert not result.successful and "model's 20 diffusion steps" in result.reason
+    result = ok("model_path", "/elsewhere")
+    assert not result.successful  # read-only
+    result = ok("preset", "fastest")
+    assert not result.successful and "unknown preset" in result.reason
+    import torch
+
+    if not torch.cuda.is_available():
+        result = ok("device", "cuda")
+        assert not result.successful and "CUDA is not available" in result.reason
+    assert node.get_parameter("n_candidates").value == 3
+    assert node.get_parameter("sampler").value == "ddpm"
+
+    # A preset writes its values into the individual parameters.
+    assert ok("preset", "realtime").successful
+    assert node.get_parameter("n_candidates").value == 16
+    assert node.get_parameter("warm_start").value is True
+    assert node._pending_config.n_candidates == 16 and node._pending_config.warm_start
+
+    # control_period retimes the watchdog; state_timeout must be positive.
+    assert ok("control_period", 0.1).successful
+    assert node._watchdog.timer_period_ns == 100_000_000
+
+    # The same over the parameter services, as `ros2 param set` does.
+    def remote(name, value):
+        request = SetParameters.Request(parameters=[Parameter(name, value=value)
+                                                    .to_parameter_msg()])
+        return harness.call(SetParameters, "/planner_node/set_parameters", request).results[0]
+
+    assert remote("guide_scale", 0.05).successful
+    assert node.get_parameter("guide_scale").value == 0.05
+    result = remote("ddim_eta", 2.0)
+    assert not result.successful and result.reason
+    result = remote("seed", -2)
+    assert not result.successful
+
+
+def test_reset_service_restarts_the_noise_stream(harness, tiny_model_dir):
+    node = harness.planner(tiny_model_dir, seed=7)
+    probe = harness.probe
+    actions = Collector(probe, Float64MultiArray, "action")
+    pub = probe.create_publisher(JointState, "joint_states", 10)
+    wait_until(lambda: pub.get_subscription_count() > 0 and
+               node._action_pub.get_subscription_count() > 0, what="discovery")
+
+    def act() -> np.ndarray:
+        n = len(actions)
+        pub.publish(joint_state(probe))
+        wait_until(lambda: len(actions) > n, what="action")
+        return np.array(actions.messages[-1].data)
+
+    first, second = act(), act()
+    assert not np.array_equal(first, second)  # the noise stream moved on
+    response = harness.call(Trigger, "/planner_node/reset", Trigger.Request())
+    assert response.success
+    np.testing.assert_array_equal(act(), first)
+    assert node._resets == 1
+
+
+def test_resent_state_gets_the_same_action_without_replanning(harness, tiny_model_dir):
+    node = harness.planner(tiny_model_dir)
+    probe = harness.probe
+    actions = Collector(probe, Float64MultiArray, "action")
+    pub = probe.create_publisher(JointState, "joint_states", 10)
+    wait_until(lambda: pub.get_subscription_count() > 0 and
+               node._action_pub.get_subscription_count() > 0, what="discovery")
+    msg = joint_state(probe)
+    pub.publish(msg)
+    wait_until(lambda: len(actions) == 1, what="action")
+    wait_until(lambda: node._in_progress_key is None, what="worker idle")
+    pub.publish(msg)  # same stamp: e.g. a lockstep simulator re-sending its state
+    wait_until(lambda: len(actions) == 2, what="re-sent action")
+    assert actions.messages[0].data.tolist() == actions.messages[1].data.tolist()
+    assert plans(node) == 1
+
+
+def test_missing_model_exits_nonzero_with_a_clear_message(tmp_path):
+    missing = tmp_path / "no_such_model"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "diffuser_ros.nodes.planner_node", "--ros-args",
+         "-p", f"model_path:={missing}", "-p", "device:=cpu"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert str(missing) in proc.stderr and "cannot start" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_corrupt_model_and_bad_settings_exit_nonzero(tiny_model_dir, tmp_path, capfd):
+    import shutil
+
+    from diffuser_ros.nodes import planner_node
+
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(tiny_model_dir, corrupt)
+    weights = corrupt / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(b"not a safetensors file")
+    with pytest.raises(SystemExit) as info:
+        planner_node.main(["planner_node", "--ros-args", "-p", f"model_path:={corrupt}",
+                           "-p", "device:=cpu"])
+    assert info.value.code == 1
+    err = capfd.readouterr().err
+    assert str(corrupt / "unet") in err and "Traceback" not in err
+
+    with pytest.raises(SystemExit) as info:
+        planner_node.main(["planner_node", "--ros-args", "-p", f"model_path:={tiny_model_dir}",
+                           "-p", "device:=cpu", "-p", "preset:=''", "-p", "n_denoise_steps:=50"])
+    assert info.value.code == 1
+    assert "model's 20 diffusion steps" in capfd.readouterr().err
+
+
+def test_preset_at_startup_overrides_and_shows_in_parameters(harness, tiny_model_dir):
+    node = harness.planner(tiny_model_dir, preset="realtime", n_denoise_steps=20)
+    assert node.get_parameter("n_candidates").value == 16
+    assert node.get_parameter("warm_start").value is True
+    assert node.planner.config.n_candidates == 16 and node.planner.config.warm_start
+    assert node.planner.config.seed == 0  # fields the preset does not name keep their values
+
+
+def test_node_constructor_errors(harness, tiny_model_dir, tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        harness.planner(tmp_path / "missing")
+    with pytest.raises(StartupError, match="joint mapping gives 9"):
+        harness.planner(tiny_model_dir, joint_names=["a", "b", "c", "d", "e"])
+    with pytest.raises(Exception, match="sampler must be one of"):
+        harness.planner(tiny_model_dir, sampler="euler")
+
+
+# -- simulator ----------------------------------------------------------------------------
+def test_lockstep_closed_loop_runs_episodes_and_resets_planner(harness, tiny_model_dir):
+    planner = harness.planner(tiny_model_dir, use_sim_time=True)
+    probe = harness.probe
+    stats = Collector(probe, String, "episode_stats", QoSProfile(
+        depth=100, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    sim = harness.sim(mode="lockstep", max_episode_steps=8, max_episodes=2,
+                      planner_reset_service="planner_node/reset")
+    wait_until(lambda: sim.finished, timeout=60, what="two episodes")
+    wait_until(lambda: any(json.loads(m.data).get("summary") for m in stats.messages),
+               what="summary on episode_stats")
+    records = [json.loads(m.data) for m in stats.messages]
+    episodes = [r for r in records if not r.get("summary")]
+    summary = next(r for r in records if r.get("summary"))
+    assert [e["episode"] for e in episodes] == [1, 2]
+    assert [e["seed"] for e in episodes] == [0, 1]
+    for e in episodes:
+        assert e["reason"] in ("terminated", "truncated") and 1 <= e["length"] <= 8
+        assert (e["length"] == 8) == (e["reason"] == "truncated")
+    assert summary["episodes"] == 2 and summary["steps"] == sum(e["length"] for e in episodes)
+    # Lockstep: exactly one plan per simulator step, and the planner was reset per episode.
+    assert plans(planner) == summary["steps"]
+    assert planner._resets == 1
+    assert summary["rejected_actions"] == 0
+
+
+def test_sim_rejects_bad_actions_and_resends_state(harness):
+    sim = harness.sim(mode="lockstep")
+    probe = harness.probe
+    states = Collector(probe, JointState, "joint_states")
+    pub = probe.create_publisher(Float64MultiArray, "action", 10)
+    wait_until(lambda: len(states) >= 1, what="initial state")
+    first = states.messages[0]
+    assert list(first.name) == list(HOPPER_JOINTS) and len(first.velocity) == 6
+    assert first.header.stamp.sec * 10**9 + first.header.stamp.nanosec == START_TIME_NS
+    wait_until(lambda: pub.get_subscription_count() > 0, what="discovery")
+    n = len(states)
+    pub.publish(Float64MultiArray(data=[0.1, math.nan, 0.0]))
+    pub.publish(Float64MultiArray(data=[0.1, 0.2]))
+    wait_until(lambda: sim._rejected == 2 and len(states) >= n + 2, what="re-sent states")
+    assert all(m.header.stamp == first.header.stamp for m in states.messages)
+    assert sim._steps == 0
+    pub.publish(Float64MultiArray(data=[0.1, 0.2, 0.3]))
+    wait_until(lambda: states.messages[-1].header.stamp != first.header.stamp, what="a step")
+    stamp = states.messages[-1].header.stamp
+    assert stamp.sec * 10**9 + stamp.nanosec == START_TIME_NS + 8_000_000
+    assert sim._steps == 1
+
+
+def test_sim_reset_service_episode_stats_and_max_episodes(harness):
+    gym = pytest.importorskip("gymnasium")
+    sim = harness.sim(mode="lockstep", max_episodes=2, seed=5)
+    probe = harness.probe
+    states = Collector(probe, JointState, "joint_states")
+    stats = Collector(probe, String, "episode_stats", QoSProfile(
+        depth=100, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    pub = probe.create_publisher(Float64MultiArray, "action", 10)
+    wait_until(lambda: pub.get_subscription_count() > 0 and len(states) >= 1, what="discovery")
+    for k in range(2):
+        n = len(states)
+        pub.publish(Float64MultiArray(data=[0.0, 0.0, 0.0]))
+        wait_until(lambda n=n: len(states) > n, what=f"step {k + 1}")
+    response = harness.call(Trigger, "/hopper_sim_node/reset", Trigger.Request())
+    assert response.success
+    wait_until(lambda: len(stats) >= 1, what="episode stats")
+    first = json.loads(stats.messages[0].data)
+    assert first["reason"] == "reset" and first["length"] == 2 and first["episode"] == 1
+    # Episode 2 starts from the state gymnasium gives for seed + 1, time runs on.
+    env = gym.make("Hopper-v5", disable_env_checker=True)
+    env.reset(seed=6)
+    expected_qpos = env.unwrapped.data.qpos.copy()
+    env.close()
+    wait_until(lambda: np.allclose(states.messages[-1].position, expected_qpos, atol=0),
+               what="episode 2 initial state")
+    stamp = states.messages[-1].header.stamp
+    assert stamp.sec * 10**9 + stamp.nanosec == START_TIME_NS + 2 * 8_000_000
+    response = harness.call(Trigger, "/hopper_sim_node/reset", Trigger.Request())
+    assert response.success
+    wait_until(lambda: sim.finished and len(stats) >= 3, what="summary after max_episodes")
+    summary = json.loads(stats.messages[-1].data)
+    assert summary["summary"] and summary["episodes"] == 2
+    response = harness.call(Trigger, "/hopper_sim_node/reset", Trigger.Request())
+    assert not response.success
+
+
+def test_sim_realtime_steps_on_a_timer_and_zeroes_a_stale_action(harness):
+    sim = harness.sim(mode="realtime", action_timeout=0.3, max_episode_steps=1000)
+    probe = harness.probe
+    states = Collector(probe, JointState, "joint_states")
+    pub = probe.create_publisher(Float64MultiArray, "action", 10)
+    wait_until(lambda: len(states) >= 5, what="states without any action")
+    assert sim._steps >= 4  # stepping on its own, with the zero action
+    stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in states.messages]
+    assert all((b - a) % 8_000_000 == 0 and b > a for a, b in zip(stamps, stamps[1:]))
+    wait_until(lambda: pub.get_subscription_count() > 0, what="discovery")
+    pub.publish(Float64MultiArray(data=[0.5, -0.5, 0.25]))
+    wait_until(lambda: sim._action.tolist() == [0.5, -0.5, 0.25], what="action held")
+    wait_until(lambda: not sim._action.any(), what="zero action after action_timeout")
+
+
+def test_record_video_fails_clearly_without_offscreen_rendering(harness, tmp_path):
+    try:
+        env = make_env("Hopper-v5", 10, (64, 48))
+    except SimStartupError as exc:
+        assert "MUJOCO_GL" in str(exc)  # says which GL back-end failed / what to install
+        with pytest.raises(SimStartupError, match="MUJOCO_GL"):
+            harness.sim(record_video=str(tmp_path / "run.gif"))
+        pytest.skip(f"off-screen rendering unavailable here (clear error checked): {exc}")
+    env.close()
+    video = tmp_path / "run.gif"
+    sim = harness.sim(record_video=str(video), max_episodes=1, max_episode_steps=3,
+                      video_width=64, video_height=48)
+    pub = harness.probe.create_publisher(Float64MultiArray, "action", 10)
+    wait_until(lambda: sim.finished, what="episode", every=lambda: pub.publish(
+        Float64MultiArray(data=[0.0, 0.0, 0.0])))
+    assert video.is_file() and video.stat().st_size > 0
+
+
+# -- runner -------------------------------------------------------------------------------
+@pytest.mark.parametrize("executor", ["single", "multi"])
+def test_demo_runner_runs_episodes_and_exits_zero(tiny_model_dir, capsys, executor):
+    from diffuser_ros import demo
+
+    code = demo.main(["--model-path", str(tiny_model_dir), "--episodes", "2", "--mode",
+                      "lockstep", "--device", "cpu", "--seed", "0", "--max-episode-steps", "6",
+                      "--executor", executor, "--preset", "",
+                      "--ros-args", "-p", "n_candidates:=2",
+                      "-p", "n_denoise_steps:=2", "-p", "n_guide_steps:=1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "episode 1: return" in out and "episode 2: return" in out
+    assert "summary: 2 episodes (lockstep)" in out and "decisions/s" in out
+    assert "n_candidates=2" in out and "seed=0" in out
+
+
+def test_demo_runner_missing_model_exits_one(tmp_path, capsys):
+    from diffuser_ros import demo
+
+    assert demo.main(["--model-path", str(tmp_path / "nothing"), "--device", "cpu"]) == 1
+    assert "cannot start" in capsys.readouterr().err

@@ -1,0 +1,82 @@
+"""rclpy-free pieces of the nodes: joint → observation mapping and latency statistics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from diffuser_ros.nodes.observation import HOPPER_JOINTS, JointStateMapping, check_observation
+from diffuser_ros.nodes.stats import LatencyWindow
+
+
+def test_mapping_matches_gymnasium_hopper_v5_observation():
+    gym = pytest.importorskip("gymnasium")
+    env = gym.make("Hopper-v5", disable_env_checker=True)
+    mapping = JointStateMapping()
+    try:
+        obs, _ = env.reset(seed=3)
+        data = env.unwrapped.data
+        np.testing.assert_allclose(mapping.from_arrays(data.qpos, data.qvel), obs, atol=0)
+        # Velocities beyond +-10 are clipped exactly as Hopper-v5 clips them.
+        qvel = np.array([12.0, -30.0, 0.5, 11.0, -10.5, 3.0])
+        env.unwrapped.set_state(data.qpos.copy(), qvel)
+        expected = env.unwrapped._get_obs()
+        np.testing.assert_allclose(mapping.from_arrays(data.qpos, data.qvel), expected, atol=0)
+        assert expected[5:].max() == 10.0 and expected[5:].min() == -10.0
+    finally:
+        env.close()
+
+
+def test_mapping_reads_joints_by_name_in_any_order():
+    mapping = JointStateMapping()
+    qpos = np.arange(6, dtype=float)
+    qvel = np.array([1.0, 2.0, 3.0, 40.0, -50.0, 6.0])
+    order = [4, 0, 5, 2, 1, 3]
+    obs = mapping.observation([HOPPER_JOINTS[i] for i in order], qpos[order], qvel[order])
+    np.testing.assert_array_equal(obs, np.r_[qpos[1:], 1, 2, 3, 10, -10, 6])
+    assert mapping.observation_dim == obs.size == 11
+    # An extra joint in the message is ignored.
+    obs2 = mapping.observation(list(HOPPER_JOINTS) + ["extra"], np.r_[qpos, 9], np.r_[qvel, 9])
+    np.testing.assert_array_equal(obs, obs2)
+
+
+@pytest.mark.parametrize("names, pos, vel, match", [
+    (HOPPER_JOINTS[:5], [0.0] * 5, [0.0] * 5, "lacks joint"),
+    (HOPPER_JOINTS, [0.0] * 5, [0.0] * 6, "6 names but 5 positions"),
+    (HOPPER_JOINTS, [0, 0, math.nan, 0, 0, 0], [0.0] * 6, "rooty"),
+    (HOPPER_JOINTS, [0.0] * 6, [0, 0, 0, 0, math.inf, 0], "leg_joint"),  # inf is not clipped
+])
+def test_mapping_rejects_bad_joint_states(names, pos, vel, match):
+    with pytest.raises(ValueError, match=match):
+        JointStateMapping().observation(names, pos, vel)
+
+
+def test_mapping_settings_are_validated():
+    with pytest.raises(ValueError, match="duplicates"):
+        JointStateMapping(("a", "a"))
+    with pytest.raises(ValueError, match="position_skip"):
+        JointStateMapping(("a", "b"), position_skip=3)
+    no_clip = JointStateMapping(("a",), position_skip=0, velocity_clip=0.0)
+    np.testing.assert_array_equal(no_clip.observation(["a"], [1.0], [99.0]), [1.0, 99.0])
+
+
+def test_check_observation():
+    np.testing.assert_array_equal(check_observation([1, 2, 3], 3), [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="3 values, the model expects 4"):
+        check_observation([1, 2, 3], 4)
+    with pytest.raises(ValueError, match=r"index\(es\) \[1\]"):
+        check_observation([1, math.inf, 3], 3)
+
+
+def test_latency_window_statistics_and_deadline_misses():
+    window = LatencyWindow(size=4, deadline=0.05)
+    assert math.isnan(window.summary()["mean"])
+    for seconds in (0.01, 0.02, 0.03, 0.06, 0.10):
+        window.add(seconds)
+    s = window.summary()
+    assert s["count"] == 5 and s["window"] == 4 and s["deadline_misses"] == 2
+    assert s["mean"] == pytest.approx(np.mean([0.02, 0.03, 0.06, 0.10]))
+    assert s["max"] == 0.10 and 0.06 < s["p95"] <= 0.10
+    assert s["window_misses"] == 2
