@@ -306,3 +306,20 @@ def test_presets_are_valid_and_documented():
     with pytest.raises(ValueError, match="preset"):
         preset("turbo")
     assert set(PlannerConfig.docs()) == set(PlannerConfig().to_dict())
+
+
+def test_compile_failure_falls_back_to_eager(hopper_observation, monkeypatch, caplog):
+    """A compiler that cannot build the networks must not stop planning."""
+    def broken_compile(module, **kwargs):
+        def run(*args, **kw):
+            raise RuntimeError("no C++ compiler here")
+        return run
+
+    eager = make_tiny_planner(seed=0).plan(hopper_observation)
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    planner = make_tiny_planner(config=PlannerConfig(n_candidates=4, seed=0, device="cpu",
+                                                     compile=True))
+    with caplog.at_level("WARNING"):
+        plan = planner.plan(hopper_observation)
+    assert "torch.compile failed" in caplog.text
+    np.testing.assert_array_equal(plan.actions, eager.actions)
