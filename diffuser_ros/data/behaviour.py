@@ -142,7 +142,7 @@ def record(policy_path: Path, out_file: Path, n_transitions: int, seed: int,
         for i, env in enumerate(envs):
             nobs, reward, terminated, truncated, _ = env.step(actions[i])
             buf = per_env[i]
-            buf["observations"].append(obs[i])
+            buf["observations"].append(obs[i].copy())  # obs[i] is overwritten below
             buf["actions"].append(actions[i])
             buf["rewards"].append(reward)
             buf["terminals"].append(terminated)

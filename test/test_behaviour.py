@@ -1,0 +1,57 @@
+"""Behaviour data: rolling an SB3 policy out into a D4RL-layout file, and the replay buffer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diffuser_ros.data.d4rl_io import episode_bounds, load_dataset
+
+sb3 = pytest.importorskip("stable_baselines3", reason="stable-baselines3 (the data extra)")
+
+
+@pytest.fixture(scope="module")
+def tiny_sac(tmp_path_factory):
+    import gymnasium as gym
+
+    env = gym.make("Hopper-v5")
+    model = sb3.SAC("MlpPolicy", env, policy_kwargs={"net_arch": [8]}, learning_starts=0,
+                    buffer_size=500, seed=0, device="cpu")
+    model.learn(60)
+    path = tmp_path_factory.mktemp("sac") / "policy.zip"
+    model.save(path)
+    model.save_replay_buffer(path.with_name("buffer.pkl"))
+    env.close()
+    return path
+
+
+def test_record_writes_consistent_episodes(tiny_sac, tmp_path):
+    from diffuser_ros.data.behaviour import record
+
+    attrs = record(tiny_sac, tmp_path / "d.hdf5", n_transitions=300, seed=10_000, n_envs=4)
+    data, file_attrs = load_dataset(tmp_path / "d.hdf5")
+    assert len(data["observations"]) == 300
+    assert file_attrs["env_id"] == "Hopper-v5" and file_attrs["policy_actions"] == "stochastic"
+    assert attrs["n_complete_episodes"] >= 1
+    ends = data["terminals"] | data["timeouts"]
+    assert ends[-1]
+    # Inside an episode, each observation is the previous step's next observation: the rows are
+    # real, distinct states (not one buffer aliased over the whole episode).
+    inside = ~ends[:-1]
+    np.testing.assert_array_equal(data["observations"][1:][inside],
+                                  data["next_observations"][:-1][inside])
+    for start, end in episode_bounds(data):
+        assert len(np.unique(data["observations"][start:end], axis=0)) == end - start
+        assert not data["terminals"][start:end - 1].any()
+
+
+def test_replay_buffer_becomes_medium_replay(tiny_sac, tmp_path):
+    from diffuser_ros.data.behaviour import replay
+
+    attrs = replay(tiny_sac.with_name("buffer.pkl"), tmp_path / "r.hdf5", training_steps=60)
+    data, _ = load_dataset(tmp_path / "r.hdf5")
+    assert len(data["observations"]) == 60
+    assert attrs["policy_training_steps"] == 60
+    inside = ~(data["terminals"] | data["timeouts"])[:-1]
+    np.testing.assert_array_equal(data["observations"][1:][inside],
+                                  data["next_observations"][:-1][inside])
