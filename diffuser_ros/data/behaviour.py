@@ -174,10 +174,29 @@ def record(policy_path: Path, out_file: Path, n_transitions: int, seed: int,
         "mean_episode_return": float(np.mean(episode_returns)),
         "n_complete_episodes": len(episode_returns),
     }
+    attrs.update(_policy_provenance(policy_path))
     write_dataset(out_file, data, attrs)
     LOG.info("wrote %s: %d transitions, mean episode return %.0f over %d episodes",
              out_file, len(data["rewards"]), attrs["mean_episode_return"], len(episode_returns))
     return attrs
+
+
+def _policy_provenance(policy_path: Path) -> dict:
+    """Training steps and evaluation return of a policy saved by :func:`train`, if known."""
+    history_file = Path(policy_path).parent.parent / "eval_history.json"
+    if not history_file.is_file():
+        return {}
+    history = json.loads(history_file.read_text())
+    name = Path(policy_path).stem
+    if name == "best":
+        entry = max(history, key=lambda h: h["mean_return"], default=None)
+    else:
+        entry = next((h for h in history if f"step_{h['steps']}" == name), None)
+    if entry is None:
+        return {}
+    return {"policy_training_steps": int(entry["steps"]),
+            "policy_eval_return": float(entry["mean_return"]),
+            "policy_eval_episodes": len(entry["returns"])}
 
 
 def replay(buffer_path: Path, out_file: Path, training_steps: int) -> dict:
