@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 from helpers import HOPPER_ACT, HOPPER_OBS, TINY_HORIZON, make_tiny_planner
 
@@ -104,20 +105,24 @@ def test_schedule_constants_match_the_original():
     torch.testing.assert_close(ours.noise_std, expected_std, rtol=1e-5, atol=1e-7)
 
 
-def test_planner_matches_the_original_guided_loop(hopper_observation):
-    n = 8
-    cfg = PlannerConfig(n_candidates=n, n_guide_steps=2, guide_scale=0.1, t_stopgrad=2,
-                        seed=0, device="cpu")
+@pytest.mark.parametrize("n, n_guide_steps, scale, t_stopgrad, seed", [
+    (8, 2, 0.1, 2, 11),  # the paper's Hopper settings
+    (4, 1, 3.0, 0, 12),  # strong guidance on every step, the final one included
+])
+def test_planner_matches_the_original_guided_loop(hopper_observation, n, n_guide_steps, scale,
+                                                  t_stopgrad, seed):
+    cfg = PlannerConfig(n_candidates=n, n_guide_steps=n_guide_steps, guide_scale=scale,
+                        t_stopgrad=t_stopgrad, seed=0, device="cpu")
     planner = make_tiny_planner(config=cfg)
     original = OriginalDiffusion(planner._unet, planner._value)
     with_original_schedule(planner, original)
-    noises = torch.randn(21, n, TINY_HORIZON, DIM, generator=torch.Generator().manual_seed(11))
+    noises = torch.randn(21, n, TINY_HORIZON, DIM, generator=torch.Generator().manual_seed(seed))
     ours = planner.plan(hopper_observation, noise=noises)
 
     obs = torch.as_tensor(planner.normalizer.normalize_observations(hopper_observation),
                           dtype=torch.float32)
-    x, y = original.guided_sample({0: obs}, HOPPER_ACT, noises.clone(), scale=0.1,
-                                  n_guide_steps=2, t_stopgrad=2)
+    x, y = original.guided_sample({0: obs}, HOPPER_ACT, noises.clone(), scale=scale,
+                                  n_guide_steps=n_guide_steps, t_stopgrad=t_stopgrad)
     expected = planner.normalizer.unnormalize_transitions(x.detach().double().numpy())
 
     # Bit for bit: same operations in the same order on the same numbers.
@@ -125,22 +130,3 @@ def test_planner_matches_the_original_guided_loop(hopper_observation):
     np.testing.assert_array_equal(ours.observations[:, 1:], expected[:, 1:, HOPPER_ACT:])
     np.testing.assert_array_equal(ours.values, y.detach().numpy())
     assert ours.best == int(torch.argmax(y))
-
-
-def test_guidance_below_t_stopgrad_matches_original_with_strong_guidance(hopper_observation):
-    """t_stopgrad = 0 and a large scale: every step, the final one included, is guided."""
-    n = 4
-    cfg = PlannerConfig(n_candidates=n, n_guide_steps=1, guide_scale=3.0, t_stopgrad=0,
-                        seed=0, device="cpu")
-    planner = make_tiny_planner(config=cfg)
-    original = OriginalDiffusion(planner._unet, planner._value)
-    with_original_schedule(planner, original)
-    noises = torch.randn(21, n, TINY_HORIZON, DIM, generator=torch.Generator().manual_seed(12))
-    ours = planner.plan(hopper_observation, noise=noises)
-    obs = torch.as_tensor(planner.normalizer.normalize_observations(hopper_observation),
-                          dtype=torch.float32)
-    x, y = original.guided_sample({0: obs}, HOPPER_ACT, noises.clone(), scale=3.0,
-                                  n_guide_steps=1, t_stopgrad=0)
-    expected = planner.normalizer.unnormalize_transitions(x.detach().double().numpy())
-    np.testing.assert_array_equal(ours.actions, expected[..., :HOPPER_ACT])
-    np.testing.assert_array_equal(ours.values, y.detach().numpy())
