@@ -111,6 +111,14 @@ class Harness:
         return self.add(HopperSimNode(context=self.context, parameter_overrides=[
             Parameter(k, value=v) for k, v in values.items()]))
 
+    def state_loop(self, node: PlannerNode):
+        """Collect the planner's actions and a JointState publisher to it, once both are wired."""
+        actions = Collector(self.probe, Float64MultiArray, "action")
+        pub = self.probe.create_publisher(JointState, "joint_states", 10)
+        wait_until(lambda: pub.get_subscription_count() > 0 and
+                   node._action_pub.get_subscription_count() > 0, what="discovery")
+        return actions, pub
+
     def call(self, srv_type, name: str, request, timeout: float = TIMEOUT):
         client = self.probe.create_client(srv_type, name)
         wait_until(client.service_is_ready, timeout, f"service {name}")
@@ -229,10 +237,7 @@ def test_observation_input_rejects_bad_arrays_and_keeps_answering(harness, tiny_
 def test_bad_joint_states_never_reach_the_planner(harness, tiny_model_dir):
     node = harness.planner(tiny_model_dir)
     probe = harness.probe
-    actions = Collector(probe, Float64MultiArray, "action")
-    pub = probe.create_publisher(JointState, "joint_states", 10)
-    wait_until(lambda: pub.get_subscription_count() > 0 and
-               node._action_pub.get_subscription_count() > 0, what="discovery")
+    actions, pub = harness.state_loop(node)
     nan_pos = QPOS.copy()
     nan_pos[2] = math.nan
     inf_vel = QVEL.copy()
@@ -384,10 +389,7 @@ def test_parameters_validated_and_applied_between_plans(harness, tiny_model_dir)
 def test_reset_service_restarts_the_noise_stream(harness, tiny_model_dir):
     node = harness.planner(tiny_model_dir, seed=7)
     probe = harness.probe
-    actions = Collector(probe, Float64MultiArray, "action")
-    pub = probe.create_publisher(JointState, "joint_states", 10)
-    wait_until(lambda: pub.get_subscription_count() > 0 and
-               node._action_pub.get_subscription_count() > 0, what="discovery")
+    actions, pub = harness.state_loop(node)
 
     def act() -> np.ndarray:
         n = len(actions)
@@ -406,10 +408,7 @@ def test_reset_service_restarts_the_noise_stream(harness, tiny_model_dir):
 def test_resent_state_gets_the_same_action_without_replanning(harness, tiny_model_dir):
     node = harness.planner(tiny_model_dir)
     probe = harness.probe
-    actions = Collector(probe, Float64MultiArray, "action")
-    pub = probe.create_publisher(JointState, "joint_states", 10)
-    wait_until(lambda: pub.get_subscription_count() > 0 and
-               node._action_pub.get_subscription_count() > 0, what="discovery")
+    actions, pub = harness.state_loop(node)
     msg = joint_state(probe)
     pub.publish(msg)
     wait_until(lambda: len(actions) == 1, what="action")

@@ -36,7 +36,6 @@ import numpy as np
 import rclpy
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -45,6 +44,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
+from diffuser_ros.nodes.entry import run_node
 from diffuser_ros.nodes.parameters import ParameterError, ParamSpec, declare_parameters
 
 NODE_NAME = "hopper_sim_node"
@@ -428,30 +428,18 @@ class HopperSimNode(Node):
         return response
 
 
+def _spin_until_finished(node: HopperSimNode) -> None:
+    while rclpy.ok() and not node.finished:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    deadline = time.monotonic() + 0.5  # let the summary reach its subscribers
+    while rclpy.ok() and time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.05)
+
+
 def main(args=None) -> None:
     """Entry point: spin the simulator until ``max_episodes`` are done (or Ctrl-C)."""
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = HopperSimNode()
-        while rclpy.ok() and not node.finished:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        deadline = time.monotonic() + 0.5  # let the summary reach its subscribers
-        while rclpy.ok() and time.monotonic() < deadline:
-            rclpy.spin_once(node, timeout_sec=0.05)
-    except (SimStartupError, ParameterError) as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-        code = 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    if code:
-        sys.exit(code)
-
+    run_node(args, HopperSimNode, _spin_until_finished, (SimStartupError, ParameterError),
+             NODE_NAME)
 
 if __name__ == "__main__":
     main(sys.argv)

@@ -36,7 +36,6 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -44,6 +43,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, MultiArrayLayout
 from std_srvs.srv import SetBool, Trigger
 
+from diffuser_ros.nodes.entry import run_node
 from diffuser_ros.nodes.observation import HOPPER_JOINTS, JointStateMapping, check_observation
 from diffuser_ros.nodes.parameters import (
     CONFIG_FIELDS,
@@ -555,24 +555,8 @@ def _ms(seconds: float) -> str:
 
 def main(args=None) -> None:
     """Entry point: spin a PlannerNode; exits 1 with a one-line error when it cannot start."""
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = PlannerNode()
-        rclpy.spin(node)
-    except (CheckpointError, StartupError, ParameterError) as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-        code = 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    if code:
-        sys.exit(code)
-
+    run_node(args, PlannerNode, rclpy.spin, (CheckpointError, StartupError, ParameterError),
+             NODE_NAME)
 
 if __name__ == "__main__":
     main(sys.argv)
