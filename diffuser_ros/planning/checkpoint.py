@@ -23,6 +23,7 @@ import torch
 from diffusers import DDPMScheduler, UNet1DModel
 
 from diffuser_ros.planning.config import PlannerConfig
+from diffuser_ros.planning.device import resolve_device
 from diffuser_ros.planning.normalizer import GaussianNormalizer
 from diffuser_ros.planning.planner import DiffusionPlanner, PlannerSpec
 
@@ -167,8 +168,6 @@ def load_planner(path: str | Path, config: PlannerConfig | None = None,
                                   f"{exc}") from exc
     if overrides:
         config = config.replace(**overrides)
-    from diffuser_ros.planning.device import resolve_device
-
     device = resolve_device(config.device)
     sched_file = _resolve(path, "scheduler/scheduler_config.json")
     if not sched_file.is_file():

@@ -108,6 +108,8 @@ class DiffusionPlanner:
         check_horizon(spec.horizon, tuple(unet.config.block_out_channels))
         self.spec = spec
         self.normalizer = normalizer
+        self._act_low = np.asarray(spec.action_low, dtype=np.float32)
+        self._act_high = np.asarray(spec.action_high, dtype=np.float32)
         self.schedule = DiffusionSchedule(scheduler)
         self._lock = threading.RLock()
         self._unet = unet.eval().requires_grad_(False)
@@ -137,12 +139,6 @@ class DiffusionPlanner:
             self._guide = GuideSettings(config.n_guide_steps, config.guide_scale,
                                         config.t_stopgrad, config.scale_grad_by_std)
             self._timestep_cache: dict[tuple[int, int], list[torch.Tensor]] = {}
-            self._obs_mean = torch.as_tensor(self.normalizer.observation_mean,
-                                             dtype=torch.float32, device=self.device)
-            self._obs_std = torch.as_tensor(self.normalizer.observation_std,
-                                            dtype=torch.float32, device=self.device)
-            self._act_low = np.asarray(self.spec.action_low, dtype=np.float32)
-            self._act_high = np.asarray(self.spec.action_high, dtype=np.float32)
             if needs_reset:  # keep the episode's noise stream and warm start otherwise
                 self.reset()
 
