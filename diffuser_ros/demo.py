@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-episode-steps", type=int, help="episode length limit")
     parser.add_argument("--record-video", help="write a video of the run to this file")
     parser.add_argument("--params-file", type=Path, help="parameter YAML (default: the package's)")
-    parser.add_argument("--torch-threads", type=int, help="torch.set_num_threads for planning")
+    parser.add_argument("--torch-threads", type=int,
+                        help="planner_node torch_threads (0 = auto: cores - 1)")
     parser.add_argument(
         "--executor", choices=("single", "multi"), default="single",
         help="executor spinning both nodes. Planning runs on the planner's own worker thread, so "
@@ -104,6 +105,8 @@ def overrides(args: argparse.Namespace) -> dict[str, dict]:
     if args.seed is not None:
         out["hopper_sim_node"]["seed"] = args.seed
         out["planner_node"]["seed"] = args.seed
+    if args.torch_threads is not None:
+        out["planner_node"]["torch_threads"] = args.torch_threads
     if args.max_episode_steps is not None:
         out["hopper_sim_node"]["max_episode_steps"] = args.max_episode_steps
     if args.record_video is not None:
@@ -115,10 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ros_args = argv[argv.index("--ros-args") + 1:] if "--ros-args" in argv else []
     args = build_parser().parse_args(argv[:len(argv) - len(ros_args) - bool(ros_args)])
-    if args.torch_threads:
-        import torch
-
-        torch.set_num_threads(args.torch_threads)
     import rclpy
     from rclpy.executors import (
         ExternalShutdownException,

@@ -12,7 +12,7 @@ import torch
 from diffusers import DDPMScheduler
 from helpers import HOPPER_ACT, HOPPER_OBS, TINY_HORIZON, make_tiny_planner
 
-from diffuser_ros.planning import PlannerConfig, preset
+from diffuser_ros.planning import PlannerConfig, preset, set_cpu_threads
 from diffuser_ros.planning.schedule import timestep_sequence
 
 DIM = HOPPER_OBS + HOPPER_ACT
@@ -323,3 +323,18 @@ def test_compile_failure_falls_back_to_eager(hopper_observation, monkeypatch, ca
         plan = planner.plan(hopper_observation)
     assert "torch.compile failed" in caplog.text
     np.testing.assert_array_equal(plan.actions, eager.actions)
+
+
+def test_cpu_threads_auto_leaves_a_core_and_explicit_counts_apply(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr("os.cpu_count", lambda: 4)
+        torch.set_num_threads(4)
+        assert set_cpu_threads(0) == 3 and torch.get_num_threads() == 3
+        monkeypatch.setattr("os.cpu_count", lambda: 1)
+        assert set_cpu_threads(0) == 1
+        assert set_cpu_threads(2) == 2 and torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="torch_threads must be >= 0"):
+            set_cpu_threads(-1)
+    finally:
+        torch.set_num_threads(before)

@@ -61,6 +61,7 @@ from diffuser_ros.planning import (
     default_model_path,
     load_planner,
     resolve_device,
+    set_cpu_threads,
 )
 
 NODE_NAME = "planner_node"
@@ -102,6 +103,9 @@ NODE_SPECS: list[ParamSpec] = [
               float_range=(1e-4, 10.0), unit="s"),
     ParamSpec("diagnostics_period", 1.0, "Period of the /diagnostics status.", read_only=True,
               float_range=(0.01, 60.0), unit="s"),
+    ParamSpec("torch_threads", 0, "CPU threads torch plans with (torch.set_num_threads, for "
+              "the whole process); 0 = auto: one fewer than the machine's cores, leaving one "
+              "to the simulator and DDS.", read_only=True, int_range=(0, 1024)),
     ParamSpec("latency_window", 100, "Number of recent plans the latency statistics cover.",
               read_only=True, int_range=(1, 100000)),
 ]
@@ -162,6 +166,7 @@ class PlannerNode(Node):
             resolve_device(config.device)
         except ValueError as exc:
             raise StartupError(f"invalid parameter device: {exc}") from None
+        self._torch_threads = set_cpu_threads(p["torch_threads"])
         self.planner = load_planner(model_path, device=config.device)  # CheckpointError
         try:
             self.planner.configure(config)
@@ -234,8 +239,8 @@ class PlannerNode(Node):
         topic = self._state_sub.topic_name
         self.get_logger().info(
             f"model {model_path} ({spec.env_id or 'unknown env'}: {spec.observation_dim} obs, "
-            f"{spec.action_dim} actions, horizon {spec.horizon}) on {self.planner.device}; "
-            f"warm-up plan {warmup * 1e3:.0f} ms")
+            f"{spec.action_dim} actions, horizon {spec.horizon}) on {self.planner.device} "
+            f"({self._torch_threads} CPU threads); warm-up plan {warmup * 1e3:.0f} ms")
         self.get_logger().info(
             f"settings: {self._describe(config)}; state from {topic} ({self._state_input}), "
             f"actions on {self._action_pub.topic_name}, state_timeout {self._state_timeout} s, "
@@ -513,6 +518,7 @@ class PlannerNode(Node):
             "best_value": f"{self._last_value:.4f}",
             "estop": str(self._estop).lower(),
             "device": str(self.planner.device),
+            "torch_threads": self._torch_threads,
             "resets": self._resets,
             "preset": self._preset,
             "n_candidates": cfg.n_candidates,

@@ -11,7 +11,7 @@ from diffuser_ros.planning.checkpoint import (
     save_planner,
 )
 from diffuser_ros.planning.config import PRESETS, PlannerConfig, preset
-from diffuser_ros.planning.device import resolve_device
+from diffuser_ros.planning.device import default_cpu_threads, resolve_device, set_cpu_threads
 from diffuser_ros.planning.models import (
     build_unet,
     build_value_function,
@@ -38,6 +38,8 @@ __all__ = [
     "make_scheduler",
     "preset",
     "resolve_device",
+    "set_cpu_threads",
+    "default_cpu_threads",
     "save_planner",
     "unet_config",
     "value_function_config",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 VALID_DEVICES = ("auto", "cpu", "cuda")
@@ -25,3 +27,21 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
                              "use 'auto' or 'cpu'")
         return torch.device(name)
     raise ValueError(f"unknown device '{device}'; expected one of {VALID_DEVICES} or 'cuda:N'")
+
+
+def default_cpu_threads() -> int:
+    """CPU threads for planning that leave one core to the simulator, DDS and the executor.
+
+    On a 2-core machine, planning on both cores while the simulator and DDS also run made each
+    plan about 3x slower than planning on one.
+    """
+    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1))
+
+
+def set_cpu_threads(n_threads: int) -> int:
+    """``torch.set_num_threads(n_threads)``; 0 = :func:`default_cpu_threads`. Returns the count."""
+    if n_threads < 0:
+        raise ValueError(f"torch_threads must be >= 0 (0 = auto), got {n_threads}")
+    n_threads = n_threads or default_cpu_threads()
+    torch.set_num_threads(n_threads)
+    return n_threads
