@@ -55,3 +55,22 @@ def test_replay_buffer_becomes_medium_replay(tiny_sac, tmp_path):
     inside = ~(data["terminals"] | data["timeouts"])[:-1]
     np.testing.assert_array_equal(data["observations"][1:][inside],
                                   data["next_observations"][:-1][inside])
+
+
+def test_pick_policy_takes_the_first_evaluation_reaching_the_return(tmp_path):
+    import json
+
+    from diffuser_ros.data.behaviour import pick_policy
+
+    (tmp_path / "policies").mkdir()
+    history = [{"steps": s, "mean_return": r, "returns": [r]}
+               for s, r in ((10, 300.0), (20, 1100.0), (30, 900.0), (40, 2900.0))]
+    (tmp_path / "eval_history.json").write_text(json.dumps(history[::-1]))  # order-independent
+    for entry in history:
+        (tmp_path / "policies" / f"step_{entry['steps']}.zip").touch()
+    assert pick_policy(tmp_path, 1078.1).name == "step_20.zip"
+    assert pick_policy(tmp_path, 2000).name == "step_40.zip"
+    with pytest.raises(ValueError, match=r"reached return 3000 \(best: 2900 at 40 steps\)"):
+        pick_policy(tmp_path, 3000)
+    with pytest.raises(FileNotFoundError, match="no eval_history.json"):
+        pick_policy(tmp_path / "policies", 1)

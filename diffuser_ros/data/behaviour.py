@@ -3,8 +3,9 @@
 ``train`` runs SAC with periodic deterministic evaluation, keeps every evaluated policy
 (``policies/step_<N>.zip``) plus the best one, and checkpoints model + replay buffer so an
 interrupted run resumes where it stopped. ``record`` rolls a chosen policy out (stochastic
-actions) into a D4RL-layout HDF5 file; ``replay`` turns the saved replay buffer into the
-"medium-replay" dataset.
+actions) into a D4RL-layout HDF5 file; ``pick`` names the first evaluated policy that reaches a
+return (e.g. a third of expert, for a "medium" dataset); ``replay`` turns the saved replay
+buffer into the "medium-replay" dataset.
 
 stable-baselines3 is a data-generation dependency only (``pip install .[data]``); nothing at
 planning time imports this module.
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from diffuser_ros.data.d4rl_io import write_dataset
+from diffuser_ros.evaluation.report import HOPPER_EXPERT_RETURN
 
 LOG = logging.getLogger("diffuser_ros.behaviour")
 ENV_ID = "Hopper-v5"
@@ -181,6 +183,26 @@ def record(policy_path: Path, out_file: Path, n_transitions: int, seed: int,
     return attrs
 
 
+def pick_policy(run_dir: Path, min_return: float) -> Path:
+    """The first evaluated policy of a :func:`train` run whose mean return reaches ``min_return``.
+
+    D4RL's "medium" policy is the first one of its run to reach about a third of expert return;
+    picking by that rule (not the best policy) makes the dataset's level reproducible.
+    """
+    history_file = Path(run_dir) / "eval_history.json"
+    if not history_file.is_file():
+        raise FileNotFoundError(f"no eval_history.json in {run_dir}; is it a `train` output?")
+    history = sorted(json.loads(history_file.read_text()), key=lambda h: h["steps"])
+    for entry in history:
+        path = Path(run_dir) / "policies" / f"step_{entry['steps']}.zip"
+        if entry["mean_return"] >= min_return and path.is_file():
+            return path
+    best = max(history, key=lambda h: h["mean_return"], default=None)
+    raise ValueError(f"no policy in {run_dir} reached return {min_return:g}" + (
+        f" (best: {best['mean_return']:.0f} at {best['steps']} steps); train longer"
+        if best else " (no evaluations yet)"))
+
+
 def _policy_provenance(policy_path: Path) -> dict:
     """Training steps and evaluation return of a policy saved by :func:`train`, if known."""
     history_file = Path(policy_path).parent.parent / "eval_history.json"
@@ -240,6 +262,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--transitions", type=int, default=1_000_000)
     p.add_argument("--seed", type=int, default=10_000)
     p.add_argument("--deterministic", action="store_true")
+    p = sub.add_parser("pick", help="print the first evaluated policy reaching a return")
+    p.add_argument("--run", type=Path, required=True, help="a `train` output folder")
+    p.add_argument("--min-return", type=float, default=HOPPER_EXPERT_RETURN / 3,
+                   help="default: a third of expert return (D4RL 'medium')")
     p = sub.add_parser("replay", help="write the replay buffer as a medium-replay dataset")
     p.add_argument("--buffer", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -252,6 +278,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.cmd == "record":
         record(args.policy, args.out, args.transitions, args.seed,
                deterministic=args.deterministic)
+    elif args.cmd == "pick":
+        print(pick_policy(args.run, args.min_return))
     else:
         replay(args.buffer, args.out, args.training_steps)
 
