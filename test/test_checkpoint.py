@@ -153,3 +153,28 @@ def test_normalizer_spec_mismatch_is_rejected(tiny_model_dir, tmp_path):
     (folder / "planner.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="normaliser dims"):
         load_planner(folder)
+
+
+def test_shipped_model_loads_with_the_shipped_defaults_and_plans_a_valid_action():
+    """The model the demo and the launch file use by default: in the package, small, trained
+    for Hopper-v5, documented, with the `realtime` preset as its defaults."""
+    from diffuser_ros.planning import default_model_path, preset
+    from diffuser_ros.planning.checkpoint import read_metadata
+
+    path = default_model_path()
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    assert size <= 25 * 2**20, f"shipped model is {size / 2**20:.1f} MB (limit 25 MB)"
+    assert (path / "MODEL_CARD.md").is_file()
+    _, spec, meta = read_metadata(path)
+    assert (spec.env_id, spec.observation_dim, spec.action_dim) == ("Hopper-v5", 11, 3)
+    assert meta["training"]["diffusion_steps"] > 0 and meta["training"]["value_steps"] > 0
+    planner = load_planner(path, device="cpu")
+    assert planner.config == preset("realtime", seed=planner.config.seed, device="cpu")
+    import gymnasium as gym
+
+    env = gym.make("Hopper-v5")
+    obs, _ = env.reset(seed=0)
+    env.close()
+    action = planner.plan(obs, generator=torch.Generator().manual_seed(0)).action
+    assert action.shape == (3,) and np.all(np.isfinite(action))
+    assert np.all(np.abs(action) <= 1.0)
