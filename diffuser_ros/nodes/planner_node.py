@@ -240,7 +240,7 @@ class PlannerNode(Node):
         self.get_logger().info(
             f"model {model_path} ({spec.env_id or 'unknown env'}: {spec.observation_dim} obs, "
             f"{spec.action_dim} actions, horizon {spec.horizon}) on {self.planner.device} "
-            f"({self._torch_threads} CPU threads); warm-up plan {warmup * 1e3:.0f} ms")
+            f"(torch_threads {self._torch_threads}); warm-up plan {warmup * 1e3:.0f} ms")
         self.get_logger().info(
             f"settings: {self._describe(config)}; state from {topic} ({self._state_input}), "
             f"actions on {self._action_pub.topic_name}, state_timeout {self._state_timeout} s, "
