@@ -38,6 +38,22 @@ def _sb3():
     return sb3
 
 
+def _history_file(run_dir: Path) -> Path:
+    """Where a :func:`train` run keeps its evaluations."""
+    return Path(run_dir) / "eval_history.json"
+
+
+def _read_history(run_dir: Path) -> list[dict] | None:
+    """A :func:`train` run's evaluations (``steps``, ``mean_return``, ``returns``), or None."""
+    path = _history_file(run_dir)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _policy_file(run_dir: Path, steps: int) -> Path:
+    """The policy a :func:`train` run saved when it evaluated at ``steps``."""
+    return Path(run_dir) / "policies" / f"step_{steps}.zip"
+
+
 def _latest_checkpoint(ckpt_dir: Path) -> tuple[Path, Path] | None:
     models = sorted(ckpt_dir.glob("sac_*_steps.zip"), key=lambda p: int(p.stem.split("_")[1]))
     for model in reversed(models):
@@ -79,8 +95,8 @@ def train(out: Path, total_steps: int, eval_every: int, seed: int) -> None:
     (out / "policies").mkdir(exist_ok=True)
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)
-    history_path = out / "eval_history.json"
-    history = json.loads(history_path.read_text()) if history_path.exists() else []
+    history_path = _history_file(out)
+    history = _read_history(out) or []
 
     env = gym.make(ENV_ID)
     latest = _latest_checkpoint(ckpt_dir)
@@ -100,7 +116,7 @@ def train(out: Path, total_steps: int, eval_every: int, seed: int) -> None:
                 return True
             returns = evaluate_policy_returns(self.model, seeds=list(range(1000, 1005)))
             mean = float(np.mean(returns))
-            self.model.save(out / "policies" / f"step_{n}.zip")
+            self.model.save(_policy_file(out, n))
             history.append({"steps": n, "mean_return": mean, "returns": returns})
             best = max(history, key=lambda h: h["mean_return"])
             if best["steps"] == n:
@@ -189,12 +205,12 @@ def pick_policy(run_dir: Path, min_return: float) -> Path:
     D4RL's "medium" policy is the first one of its run to reach about a third of expert return;
     picking by that rule (not the best policy) makes the dataset's level reproducible.
     """
-    history_file = Path(run_dir) / "eval_history.json"
-    if not history_file.is_file():
+    history = _read_history(run_dir)
+    if history is None:
         raise FileNotFoundError(f"no eval_history.json in {run_dir}; is it a `train` output?")
-    history = sorted(json.loads(history_file.read_text()), key=lambda h: h["steps"])
+    history.sort(key=lambda h: h["steps"])
     for entry in history:
-        path = Path(run_dir) / "policies" / f"step_{entry['steps']}.zip"
+        path = _policy_file(run_dir, entry["steps"])
         if entry["mean_return"] >= min_return and path.is_file():
             return path
     best = max(history, key=lambda h: h["mean_return"], default=None)
@@ -205,15 +221,15 @@ def pick_policy(run_dir: Path, min_return: float) -> Path:
 
 def _policy_provenance(policy_path: Path) -> dict:
     """Training steps and evaluation return of a policy saved by :func:`train`, if known."""
-    history_file = Path(policy_path).parent.parent / "eval_history.json"
-    if not history_file.is_file():
+    run_dir = Path(policy_path).parent.parent
+    history = _read_history(run_dir)
+    if history is None:
         return {}
-    history = json.loads(history_file.read_text())
     name = Path(policy_path).stem
     if name == "best":
         entry = max(history, key=lambda h: h["mean_return"], default=None)
     else:
-        entry = next((h for h in history if f"step_{h['steps']}" == name), None)
+        entry = next((h for h in history if _policy_file(run_dir, h["steps"]).stem == name), None)
     if entry is None:
         return {}
     return {"policy_training_steps": int(entry["steps"]),

@@ -441,5 +441,6 @@ def main(args=None) -> None:
     run_node(args, HopperSimNode, _spin_until_finished, (SimStartupError, ParameterError),
              NODE_NAME)
 
+
 if __name__ == "__main__":
     main(sys.argv)

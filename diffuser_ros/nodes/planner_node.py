@@ -564,6 +564,7 @@ def main(args=None) -> None:
     run_node(args, PlannerNode, rclpy.spin, (CheckpointError, StartupError, ParameterError),
              NODE_NAME)
 
+
 if __name__ == "__main__":
     main(sys.argv)
 
