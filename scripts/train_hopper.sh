@@ -6,7 +6,7 @@ set -euo pipefail
 RUN=${1:-runs/hopper}
 BIN=${BIN:-.venv/bin}
 CHANNELS=${CHANNELS:-16,32,64,128}
-STEPS=${STEPS:-200000}          # the shipped model stopped at a time budget; see its MODEL_CARD
+STEPS=${STEPS:-200000}          # the shipped v0.3 stopped at 64k (diffusion) / 58k (value); see its MODEL_CARD
 SAC_STEPS=${SAC_STEPS:-100000}
 SAC_SEED=${SAC_SEED:-2}          # seed 0 stalled at ~350 return for 40k steps; seed 2 did not
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
