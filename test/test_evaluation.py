@@ -272,6 +272,39 @@ def test_sb3_behaviour_policy_adapter(tmp_path):
         sb3_policy(tmp_path / "missing.zip")
 
 
+def _robot_pixels(frame: np.ndarray) -> int:
+    """Pixels of the hopper's orange-brown geoms (red well above blue) in an RGB frame."""
+    f = np.asarray(frame, dtype=int)
+    return int(((f[..., 0] - f[..., 2] > 60) & (f[..., 0] > 100)).sum())
+
+
+@pytest.mark.parametrize("factory", ["evaluation", "sim_node"])
+def test_rendered_camera_follows_the_hopper(factory):
+    """Videos (evaluate --render-gif, hopper_sim_node record_video) must keep the robot in view:
+    with gymnasium's default free camera it leaves the frame after about a metre."""
+    ok, reason = rendering_available()
+    if not ok:
+        pytest.skip(f"off-screen rendering unavailable: {reason}")
+    if factory == "evaluation":
+        from diffuser_ros.evaluation.closed_loop import _make_render_env
+
+        env = _make_render_env("Hopper-v5", 160, 120)
+    else:
+        from diffuser_ros.nodes.hopper_sim_node import make_env
+
+        env = make_env("Hopper-v5", 10, render_size=(160, 120))
+    try:
+        env.reset(seed=0)
+        sim = env.unwrapped
+        assert _robot_pixels(env.render()) > 20
+        qpos = sim.data.qpos.copy()
+        qpos[0] = 5.0  # rootx: 5 m down the track
+        sim.set_state(qpos, sim.data.qvel.copy())
+        assert _robot_pixels(env.render()) > 20
+    finally:
+        env.close()
+
+
 def test_render_episode_writes_gif(tmp_path):
     ok, reason = rendering_available()
     if not ok:

@@ -246,6 +246,10 @@ class RenderingUnavailableError(RuntimeError):
     """Off-screen MuJoCo rendering (or the video writer) is not available here."""
 
 
+# Camera of gymnasium's MuJoCo locomotion models that follows the robot's centre of mass.
+TRACKING_CAMERA = "track"
+
+
 def _prepare_gl() -> None:
     # Headless machines need an off-screen GL: EGL (libegl1 + Mesa) or OSMesa (libosmesa6).
     if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
@@ -258,7 +262,10 @@ def _make_render_env(env_id: str, width: int, height: int):
     _prepare_gl()
     backend = os.environ.get("MUJOCO_GL", "glfw")
     try:
-        env = gym.make(env_id, render_mode="rgb_array", width=width, height=height)
+        # The model's "track" camera follows the robot; gymnasium >= 1.4 renders from a free,
+        # non-tracking camera unless a camera is named, and the hopper leaves the frame in ~1 s.
+        env = gym.make(env_id, render_mode="rgb_array", width=width, height=height,
+                       camera_name=TRACKING_CAMERA)
         env.reset(seed=0)
         frame = env.render()
     except Exception as exc:  # noqa: BLE001 - GL failures surface as many exception types

@@ -121,8 +121,9 @@ def make_env(env_id: str, max_episode_steps: int, render_size: tuple[int, int] |
         env.close()  # the id is valid; now the same env with a renderer
         env = None
         try:
+            # "track" follows the hopper (gymnasium >= 1.4 otherwise renders a fixed free camera)
             env = gym.make(env_id, render_mode="rgb_array", width=render_size[0],
-                           height=render_size[1], **kwargs)
+                           height=render_size[1], camera_name="track", **kwargs)
             env.reset(seed=0)
             frame = env.render()
             if frame is None or np.asarray(frame).ndim != 3:
