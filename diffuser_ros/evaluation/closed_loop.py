@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from diffuser_ros.rendering import prepare_headless_gl, render_kwargs
+
 DEFAULT_ENV_ID = "Hopper-v5"
 
 # step index, observations [B, obs_dim] after the step, actions [B, act_dim] applied, rewards [B],
@@ -246,26 +248,13 @@ class RenderingUnavailableError(RuntimeError):
     """Off-screen MuJoCo rendering (or the video writer) is not available here."""
 
 
-# Camera of gymnasium's MuJoCo locomotion models that follows the robot's centre of mass.
-TRACKING_CAMERA = "track"
-
-
-def _prepare_gl() -> None:
-    # Headless machines need an off-screen GL: EGL (libegl1 + Mesa) or OSMesa (libosmesa6).
-    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-        os.environ["MUJOCO_GL"] = "egl"
-
-
 def _make_render_env(env_id: str, width: int, height: int):
     import gymnasium as gym
 
-    _prepare_gl()
+    prepare_headless_gl()
     backend = os.environ.get("MUJOCO_GL", "glfw")
     try:
-        # The model's "track" camera follows the robot; gymnasium >= 1.4 renders from a free,
-        # non-tracking camera unless a camera is named, and the hopper leaves the frame in ~1 s.
-        env = gym.make(env_id, render_mode="rgb_array", width=width, height=height,
-                       camera_name=TRACKING_CAMERA)
+        env = gym.make(env_id, **render_kwargs(width, height))
         env.reset(seed=0)
         frame = env.render()
     except Exception as exc:  # noqa: BLE001 - GL failures surface as many exception types

@@ -46,6 +46,7 @@ from std_srvs.srv import Trigger
 
 from diffuser_ros.nodes.entry import run_node
 from diffuser_ros.nodes.parameters import ParameterError, ParamSpec, declare_parameters
+from diffuser_ros.rendering import prepare_headless_gl, render_kwargs
 
 NODE_NAME = "hopper_sim_node"
 MODES = ("lockstep", "realtime")
@@ -106,9 +107,8 @@ def make_env(env_id: str, max_episode_steps: int, render_size: tuple[int, int] |
 
     if render_size is not None and _render_failure is not None:
         raise SimStartupError(_render_failure)
-    if render_size is not None and "MUJOCO_GL" not in os.environ and \
-            not os.environ.get("DISPLAY"):
-        os.environ["MUJOCO_GL"] = "egl"  # headless: EGL (Mesa or a GPU driver)
+    if render_size is not None:
+        prepare_headless_gl()
 
     kwargs = {"max_episode_steps": max_episode_steps, "disable_env_checker": True}
     try:
@@ -121,9 +121,7 @@ def make_env(env_id: str, max_episode_steps: int, render_size: tuple[int, int] |
         env.close()  # the id is valid; now the same env with a renderer
         env = None
         try:
-            # "track" follows the hopper (gymnasium >= 1.4 otherwise renders a fixed free camera)
-            env = gym.make(env_id, render_mode="rgb_array", width=render_size[0],
-                           height=render_size[1], camera_name="track", **kwargs)
+            env = gym.make(env_id, **render_kwargs(*render_size), **kwargs)
             env.reset(seed=0)
             frame = env.render()
             if frame is None or np.asarray(frame).ndim != 3:
