@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-EPISODES ?= 3
+EPISODES ?= 1
 DEMO_ARGS ?=
 
 # DDS discovery stays on loopback; a domain of our own unless the caller picked one.

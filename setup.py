@@ -54,7 +54,8 @@ setup(
         # ROS 2 (kilted) as wheels, for machines without a ROS 2 install.
         "ros-wheels": [
             "ros-rclpy", "ros-std-msgs", "ros-sensor-msgs", "ros-std-srvs",
-            "ros-rosgraph-msgs", "ros-diagnostic-msgs", "ros-rmw-fastrtps-cpp",
+            "ros-rosgraph-msgs", "ros-diagnostic-msgs", "ros-trajectory-msgs", "ros-lifecycle-msgs",
+            "ros-rmw-fastrtps-cpp",
         ],
         # Behaviour-policy data generation and multi-GPU training only.
         "data": ["stable-baselines3>=2.3"],

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffuser_ros.latency import summarize_latencies
 from diffuser_ros.planning import PRESETS, default_model_path, load_planner, preset
 
 
@@ -61,7 +62,7 @@ def reference_pipeline(planner):
     from diffusers.experimental import ValueGuidedRLPipeline
 
     scheduler = DDPMScheduler.from_config(planner.schedule.scheduler.config)
-    return ValueGuidedRLPipeline(value_function=planner._value, unet=planner._unet,
+    return ValueGuidedRLPipeline(value_function=planner.value_function, unet=planner.unet,
                                  scheduler=scheduler, env=_StatisticsEnv(planner.normalizer))
 
 
@@ -101,11 +102,9 @@ def time_calls(call, observations: np.ndarray, warmup: int, device: torch.device
 
 
 def summarize(times: np.ndarray) -> dict:
-    ms = times * 1000.0
-    return {"calls": len(ms), "p50_ms": float(np.percentile(ms, 50)),
-            "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99)),
-            "max_ms": float(ms.max()), "mean_ms": float(ms.mean()),
-            "hz": float(1000.0 / ms.mean())}
+    """``{calls, mean_ms, p50_ms, p95_ms, p99_ms, max_ms, hz}`` of per-call times in seconds."""
+    stats = summarize_latencies(times, percentiles=(50, 95, 99), unit="ms")
+    return {"calls": stats.pop("count"), **stats, "hz": float(1000.0 / stats["mean_ms"])}
 
 
 def run(model: str | Path, devices: list[str], repeats: int, warmup: int,

@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--params-file", type=Path, help="parameter YAML (default: the package's)")
     parser.add_argument("--torch-threads", type=int,
                         help="planner_node torch_threads (0 = auto: cores - 1)")
+    parser.add_argument("--progress-period", type=float, default=10.0,
+                        help="seconds between progress lines while an episode runs (0 = none)")
     parser.add_argument(
         "--executor", choices=("single", "multi"), default="single",
         help="executor spinning both nodes. Planning runs on the planner's own worker thread, so "
@@ -125,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         SingleThreadedExecutor,
     )
     from rclpy.parameter import Parameter
+    from rclpy.signals import SignalHandlerOptions
     from rclpy.task import Future
 
+    from diffuser_ros.nodes.entry import StopRequest
     from diffuser_ros.nodes.hopper_sim_node import HopperSimNode, SimStartupError
     from diffuser_ros.nodes.parameters import ParameterError
     from diffuser_ros.nodes.planner_node import PlannerNode, StartupError
@@ -136,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     per_node = {node: [Parameter(k, value=v) for k, v in values.items()]
                 for node, values in overrides(args).items()}
     context = rclpy.Context()
-    rclpy.init(args=["--ros-args", "--params-file", str(yaml_path), *ros_args], context=context)
+    # SIGINT/SIGTERM only stop the spin loop: the nodes then shut down in order and the summary
+    # is printed either way (rclpy's own handler would invalidate the context mid-publish).
+    stop = StopRequest()
+    rclpy.init(args=["--ros-args", "--params-file", str(yaml_path), *ros_args], context=context,
+               signal_handler_options=SignalHandlerOptions.NO)
+    stop.install()
     executor = None
     nodes = []
     try:
@@ -144,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         nodes.append(PlannerNode("planner_node", context=context,
                                  parameter_overrides=per_node["planner_node"]))
         planner = nodes[0]
+        planner.autostart()  # configure (load + warm up) and activate, as the launch file does
         print(f"planner: device {planner.planner.device}, "
               f"{', '.join(f'{k}={v}' for k, v in planner.planner.config.to_dict().items())}",
               flush=True)
@@ -165,12 +175,20 @@ def main(argv: list[str] | None = None) -> int:
         for node in nodes:
             executor.add_node(node)
         start = time.monotonic()
+        next_report = start + args.progress_period
         try:
-            executor.spin_until_future_complete(done)
+            while not done.done() and not stop.requested and context.ok():
+                executor.spin_once(timeout_sec=0.05)
+                if args.progress_period > 0 and time.monotonic() >= next_report:
+                    next_report += args.progress_period
+                    print(progress_line(sim.progress(), planner, time.monotonic() - start),
+                          flush=True)
         except (KeyboardInterrupt, ExternalShutdownException):
-            print("interrupted", flush=True)
+            pass
+        if stop.requested or not done.done():
+            print(f"interrupted ({stop.signal_name or 'shutdown'})", flush=True)
         summary = sim.summary()
-        latency = planner.latency_summary()
+        latency = planner.controller.status().latency
         plans = latency["count"]
         # decisions/s over the simulator's run (first step to last), like its steps/s
         wall = summary["wall_time_s"] or (time.monotonic() - start)
@@ -186,11 +204,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"diffuser-ros-demo: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
+        if nodes:
+            nodes[0].shutdown()  # lifecycle shutdown: safe action out, planning thread joined
         if executor is not None:
             shutdown_executor(executor)
         for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def progress_line(progress: dict, planner, elapsed: float) -> str:
+    """One line while an episode runs: where it is and how fast the loop goes."""
+    plans = planner.controller.status().plans if planner.controller is not None else 0
+    return (f"  episode {progress['episode']}: step {progress['length']}, return so far "
+            f"{progress['return']:.1f} ({plans / elapsed:.1f} decisions/s, "
+            f"{progress['steps'] / elapsed:.1f} sim steps/s)")
 
 
 def shutdown_executor(executor) -> None:

@@ -3,7 +3,10 @@
     ros2 launch diffuser_ros hopper.launch.py mode:=realtime episodes:=3 preset:=realtime
 
 Launch arguments override single parameters of the YAML; the launch ends when the simulator has
-run ``episodes`` episodes (0 = until Ctrl-C). Without launch / launch_ros, ``diffuser-ros-demo``
+run ``episodes`` episodes (0 = until Ctrl-C), and ends with a non-zero exit code as soon as either
+node fails (e.g. a planner ``model_path`` that does not load). ``planner_node`` is a managed
+(lifecycle) node that configures and activates itself (``autostart``, in the YAML); the simulator
+holds the robot until the planner says it is engaged. Without launch / launch_ros, ``diffuser-ros-demo``
 runs the same nodes with the same YAML in one process; its flags mirror these arguments
 (``--mode``, ``--device``, ``--model-path``, ``--episodes``, ``--preset``, ``--use-sim-time``).
 """
@@ -56,6 +59,15 @@ def generate_launch_description():
             "mode": arg("mode", str),
             "max_episodes": arg("episodes", int),
         }])
-    stop_when_done = RegisterEventHandler(OnProcessExit(
-        target_action=sim, on_exit=[EmitEvent(event=Shutdown(reason="simulator finished"))]))
-    return LaunchDescription([*arguments, planner, sim, stop_when_done])
+    # Either node ending ends the launch; a failure makes it exit non-zero (launch returns 1 when
+    # an event handler raises, and only then).
+    stop_with = [RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_end_launch))
+                 for node in (planner, sim)]
+    return LaunchDescription([*arguments, planner, sim, *stop_with])
+
+
+def _end_launch(event, context):
+    if event.returncode != 0:
+        raise RuntimeError(f"{event.action.name} failed (exit code {event.returncode}); "
+                           "its log above says why")
+    return [EmitEvent(event=Shutdown(reason=f"{event.action.name} finished"))]

@@ -31,7 +31,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     """A Hopper-shaped (3 actions + 11 observations) planner folder with tiny random models."""
     planner = make_tiny_planner(seed=0)
     path = tmp_path_factory.mktemp("models") / "tiny_hopper"
-    save_planner(path, planner._unet, planner._value, planner.schedule.scheduler,
+    save_planner(path, planner.unet, planner.value_function, planner.schedule.scheduler,
                  planner.normalizer, planner.spec, planner.config)
     return path
 

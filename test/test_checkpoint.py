@@ -65,7 +65,7 @@ def test_normalizer_guards_constant_dimensions():
 
 
 def test_save_load_gives_bit_identical_plans(tiny_planner, tmp_path, hopper_observation):
-    save_planner(tmp_path / "m", tiny_planner._unet, tiny_planner._value,
+    save_planner(tmp_path / "m", tiny_planner.unet, tiny_planner.value_function,
                  tiny_planner.schedule.scheduler, tiny_planner.normalizer, tiny_planner.spec,
                  tiny_planner.config)
     loaded = load_planner(tmp_path / "m")
@@ -87,12 +87,12 @@ def test_overrides_at_load(tiny_model_dir):
 
 
 def test_fp16_weights_on_disk_load_as_float32(tiny_planner, tmp_path, hopper_observation):
-    save_planner(tmp_path / "half", tiny_planner._unet, tiny_planner._value,
+    save_planner(tmp_path / "half", tiny_planner.unet, tiny_planner.value_function,
                  tiny_planner.schedule.scheduler, tiny_planner.normalizer, tiny_planner.spec,
                  tiny_planner.config, dtype=torch.float16)
-    assert next(tiny_planner._unet.parameters()).dtype == torch.float32  # caller's model intact
+    assert next(tiny_planner.unet.parameters()).dtype == torch.float32  # caller's model intact
     loaded = load_planner(tmp_path / "half")
-    assert next(loaded._unet.parameters()).dtype == torch.float32
+    assert next(loaded.unet.parameters()).dtype == torch.float32
     assert loaded.plan(hopper_observation).action.shape == (HOPPER_ACT,)
 
 
@@ -106,8 +106,8 @@ def test_published_hopper_layout_loads(tmp_path, hopper_observation):
     planner = load_planner(tmp_path, config=PlannerConfig(n_candidates=2, n_denoise_steps=2,
                                                           device="cpu", seed=0),
                            normalizer=tiny_normalizer(), spec=spec)
-    assert sum(p.numel() for p in planner._unet.parameters()) == 3_956_302
-    assert sum(p.numel() for p in planner._value.parameters()) == 2_294_817
+    assert sum(p.numel() for p in planner.unet.parameters()) == 3_956_302
+    assert sum(p.numel() for p in planner.value_function.parameters()) == 2_294_817
     scheduler_cfg = json.loads((tmp_path / "scheduler/scheduler_config.json").read_text())
     assert scheduler_cfg["num_train_timesteps"] == 20
     assert scheduler_cfg["prediction_type"] == "sample"

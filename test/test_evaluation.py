@@ -286,9 +286,9 @@ def test_rendered_camera_follows_the_hopper(factory):
     if not ok:
         pytest.skip(f"off-screen rendering unavailable: {reason}")
     if factory == "evaluation":
-        from diffuser_ros.evaluation.closed_loop import _make_render_env
+        from diffuser_ros.rendering import make_render_env
 
-        env = _make_render_env("Hopper-v5", 160, 120)
+        env = make_render_env("Hopper-v5", 160, 120)
     else:
         from diffuser_ros.nodes.hopper_sim_node import make_env
 

@@ -86,9 +86,15 @@ def test_launch_arguments_match_runner_flags_and_parameters(launch):
     assert from_launch == demo.LAUNCH_ARGUMENTS
 
 
-def test_launch_defaults_equal_the_yaml(launch, params):
+def test_launch_defaults_equal_the_yaml_or_the_code(launch, params):
+    pytest.importorskip("rclpy", reason="node modules need rclpy")
+    from diffuser_ros.nodes.hopper_sim_node import SIM_SPECS
+    from diffuser_ros.nodes.planner_node import PLANNER_SPECS
+
+    code = {"planner_node": {s.name: s.default for s in PLANNER_SPECS},
+            "hopper_sim_node": {s.name: s.default for s in SIM_SPECS}}
     for arg, (node, param) in demo.LAUNCH_ARGUMENTS.items():
-        value = params[node]["ros__parameters"][param]
+        value = params[node]["ros__parameters"].get(param, code[node].get(param))
         default = launch["arguments"][arg]
         assert yaml.safe_load(default) == value if default else value == "", arg
 
@@ -104,12 +110,18 @@ def test_runner_flags_become_node_overrides():
 def test_yaml_holds_every_parameter_with_the_code_default(params):
     pytest.importorskip("rclpy", reason="node modules need rclpy")
     from diffuser_ros.nodes.hopper_sim_node import SIM_SPECS
+    from diffuser_ros.nodes.parameters import CONFIG_FIELDS
     from diffuser_ros.nodes.planner_node import PLANNER_SPECS
 
     for node, specs in (("planner_node", PLANNER_SPECS), ("hopper_sim_node", SIM_SPECS)):
         values = dict(params[node]["ros__parameters"])
         values.pop("use_sim_time", None)
-        assert set(values) == {s.name for s in specs}, node
+        # The planner settings come from the preset; a value in the YAML would override it, so
+        # the YAML holds none (it cannot show a value that is not in effect).
+        expected = {s.name for s in specs} - (set(CONFIG_FIELDS) if node == "planner_node"
+                                              else set())
+        assert set(values) == expected, node
+        specs = [s for s in specs if s.name in expected]
         for spec in specs:
             assert values[spec.name] == spec.default, f"{node}.{spec.name}"
             assert type(values[spec.name]) is type(spec.default), f"{node}.{spec.name}"
@@ -133,6 +145,24 @@ def test_readme_tables_are_generated_from_the_code():
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "readme_tables.py"),
                              "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_launch_ends_nonzero_when_a_node_fails():
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    handlers = _calls(tree, "OnProcessExit")
+    assert handlers and all(_kw(h, "on_exit").id == "_end_launch" for h in handlers)
+    namespace: dict = {}
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_end_launch")
+    exec(compile(ast.Module(body=[func], type_ignores=[]), "launch", "exec"),  # noqa: S102
+         {"EmitEvent": lambda event: event, "Shutdown": lambda reason: reason}, namespace)
+
+    class Event:
+        def __init__(self, code):
+            self.returncode, self.action = code, type("A", (), {"name": "planner_node"})()
+
+    with pytest.raises(RuntimeError, match="planner_node failed"):
+        namespace["_end_launch"](Event(1), None)
+    assert namespace["_end_launch"](Event(0), None) == ["planner_node finished"]
 
 
 def test_setup_installs_launch_and_config():

@@ -40,18 +40,14 @@ class LinearValue(torch.nn.Module):
         return _Out(x[:, self.channel, :].sum(dim=1, keepdim=True))
 
 
-class RecordingUNet(torch.nn.Module):
-    """A real U-Net whose inputs are recorded (to count and inspect denoising calls)."""
+class RecordingUNet:
+    """Records the inputs of a planner's real U-Net (to count and inspect denoising calls)
+    through a forward pre-hook: the planner keeps running its own network."""
 
-    def __init__(self, unet):
-        super().__init__()
-        self.unet = unet
-        self.config = unet.config
+    def __init__(self, unet: torch.nn.Module):
         self.inputs: list[torch.Tensor] = []
-
-    def forward(self, x, t):
-        self.inputs.append(x.detach().clone())
-        return self.unet(x, t)
+        unet.register_forward_pre_hook(lambda module, args: self.inputs.append(
+            args[0].detach().clone()))
 
 
 def test_plan_shapes_and_first_state_is_the_observation(tiny_planner, hopper_observation):
@@ -91,10 +87,12 @@ def test_batched_plan_equals_planning_each_observation_alone(tiny_planner):
     n = tiny_planner.config.n_candidates
     noise = torch.randn(21, 2, n, TINY_HORIZON, DIM, generator=torch.Generator().manual_seed(5))
     batched = tiny_planner.plan(obs, noise=noise)
+    # oneDNN picks convolution kernels by batch size, and float32 round-off differs between them
+    # (~1e-3 after 20 guided steps on some CPUs); rows mixed across the batch would differ O(1).
     for b in range(2):
         alone = tiny_planner.plan(obs[b], noise=noise[:, b])
-        np.testing.assert_allclose(batched.actions[b], alone.actions, atol=1e-5)
-        np.testing.assert_allclose(batched.values[b], alone.values, atol=1e-5)
+        np.testing.assert_allclose(batched.actions[b], alone.actions, atol=1e-2)
+        np.testing.assert_allclose(batched.values[b], alone.values, atol=1e-2)
 
 
 def test_extra_constraint_is_met_exactly(tiny_planner, hopper_observation):
@@ -169,8 +167,7 @@ def test_gradient_step_equals_scale_times_posterior_variance(hopper_observation)
     channel, scale, n_guide, t_stopgrad = 1, 0.3, 2, 2  # an action channel: free at h = 0 too
     planner, value = _linear_planner(channel, guide_scale=scale, n_guide_steps=n_guide,
                                      t_stopgrad=t_stopgrad)
-    unet = RecordingUNet(planner._unet)
-    planner._unet = unet
+    unet = RecordingUNet(planner.unet)
     planner.plan(hopper_observation)
     # Independent reference for the fixed-small posterior variance: diffusers' own DDPM.
     ddpm = DDPMScheduler(num_train_timesteps=20, beta_schedule="squaredcos_cap_v2",
@@ -192,8 +189,7 @@ def test_gradient_step_equals_scale_times_posterior_variance(hopper_observation)
 
 def test_unscaled_gradient_when_scale_grad_by_std_is_off(hopper_observation):
     planner, value = _linear_planner(1, guide_scale=0.3, n_guide_steps=1, scale_grad_by_std=False)
-    unet = RecordingUNet(planner._unet)
-    planner._unet = unet
+    unet = RecordingUNet(planner.unet)
     planner.plan(hopper_observation)
     delta = unet.inputs[0] - value.inputs[0]
     torch.testing.assert_close(delta[:, 1], torch.full_like(delta[:, 1], 0.3))
@@ -201,12 +197,11 @@ def test_unscaled_gradient_when_scale_grad_by_std_is_off(hopper_observation):
 
 def test_ranking_value_is_from_the_final_steps_input(tiny_planner, hopper_observation):
     """As the original: plans are ranked by the value of the last denoising step's input."""
-    unet = RecordingUNet(tiny_planner._unet)
-    tiny_planner._unet = unet
+    unet = RecordingUNet(tiny_planner.unet)
     plan = tiny_planner.plan(hopper_observation)
     with torch.no_grad():
         t0 = torch.zeros(unet.inputs[-1].shape[0], dtype=torch.long)
-        expected = tiny_planner._value(unet.inputs[-1], t0).sample.squeeze(-1)
+        expected = tiny_planner.value_function(unet.inputs[-1], t0).sample.squeeze(-1)
     np.testing.assert_allclose(plan.values, expected.numpy(), rtol=1e-5, atol=1e-6)
     assert plan.best == int(np.argmax(plan.values))
 
@@ -214,8 +209,7 @@ def test_ranking_value_is_from_the_final_steps_input(tiny_planner, hopper_observ
 def test_warm_start_reuses_previous_plan_with_fewer_steps(hopper_observation):
     planner = make_tiny_planner(config=PlannerConfig(n_candidates=4, seed=0, device="cpu",
                                                      warm_start=True, warm_start_steps=3))
-    unet = RecordingUNet(planner._unet)
-    planner._unet = unet
+    unet = RecordingUNet(planner.unet)
     first = planner.plan(hopper_observation)
     assert not first.warm_started and len(unet.inputs) == 20
     second = planner.plan(hopper_observation)
@@ -231,8 +225,7 @@ def test_warm_start_starts_from_the_shifted_previous_plan(hopper_observation):
                                                      warm_start=True, warm_start_steps=3))
     planner.plan(hopper_observation)
     previous = planner._previous.clone()
-    unet = RecordingUNet(planner._unet)
-    planner._unet = unet
+    unet = RecordingUNet(planner.unet)
     planner.configure(planner.config.replace(n_guide_steps=0))
     noise = torch.zeros(4, 4, TINY_HORIZON, DIM)
     planner.plan(hopper_observation, noise=noise)
@@ -246,8 +239,7 @@ def test_warm_start_starts_from_the_shifted_previous_plan(hopper_observation):
 def test_ddim_few_steps_is_deterministic_given_initial_noise(hopper_observation):
     cfg = PlannerConfig(n_candidates=4, seed=0, device="cpu", sampler="ddim", n_denoise_steps=5)
     planner = make_tiny_planner(config=cfg)
-    unet = RecordingUNet(planner._unet)
-    planner._unet = unet
+    unet = RecordingUNet(planner.unet)
     noise = torch.randn(6, 4, TINY_HORIZON, DIM, generator=torch.Generator().manual_seed(2))
     a = planner.plan(hopper_observation, noise=noise)
     assert len(unet.inputs) == 5
@@ -323,6 +315,39 @@ def test_compile_failure_falls_back_to_eager(hopper_observation, monkeypatch, ca
         plan = planner.plan(hopper_observation)
     assert "torch.compile failed" in caplog.text
     np.testing.assert_array_equal(plan.actions, eager.actions)
+
+
+def test_device_change_rebuilds_the_compiled_networks(hopper_observation, monkeypatch):
+    """Compiled networks are specialised to their device (CUDA graphs on CUDA): moving the
+    planner must compile them again there. A CPU-only machine has no second device name, so
+    'cuda:1' is mapped to cpu:0, a torch.device distinct from plain cpu."""
+    from diffuser_ros.planning import planner as planner_module
+
+    compiled = []
+
+    def counting_compile(module, **kwargs):
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    monkeypatch.setattr(planner_module, "resolve_device", lambda name: torch.device(
+        "cpu", 0) if name == "cuda:1" else torch.device("cpu"))
+    config = PlannerConfig(n_candidates=4, seed=0, device="cpu", compile=True)
+    planner = make_tiny_planner(config=config)
+    planner.plan(hopper_observation)
+    planner.plan(hopper_observation)
+    networks = [planner.unet, planner.value_function]
+    assert len(compiled) == 2 and all(a is b for a, b in zip(compiled, networks))  # then reused
+    planner.configure(config.replace(device="cuda:1"))
+    assert planner.device == torch.device("cpu", 0)
+    planner.plan(hopper_observation)
+    assert len(compiled) == 4 and all(a is b for a, b in zip(compiled[2:], networks))
+    planner.configure(config.replace(n_candidates=2))  # back on plain cpu: rebuilt again
+    planner.plan(hopper_observation)
+    assert len(compiled) == 6
+    planner.configure(config.replace(n_candidates=3))  # same device, still compiled: reused
+    planner.plan(hopper_observation)
+    assert len(compiled) == 6
 
 
 def test_cpu_threads_auto_leaves_a_core_and_explicit_counts_apply(monkeypatch):

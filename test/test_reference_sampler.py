@@ -114,7 +114,7 @@ def test_planner_matches_the_original_guided_loop(hopper_observation, n, n_guide
     cfg = PlannerConfig(n_candidates=n, n_guide_steps=n_guide_steps, guide_scale=scale,
                         t_stopgrad=t_stopgrad, seed=0, device="cpu")
     planner = make_tiny_planner(config=cfg)
-    original = OriginalDiffusion(planner._unet, planner._value)
+    original = OriginalDiffusion(planner.unet, planner.value_function)
     with_original_schedule(planner, original)
     noises = torch.randn(21, n, TINY_HORIZON, DIM, generator=torch.Generator().manual_seed(seed))
     ours = planner.plan(hopper_observation, noise=noises)

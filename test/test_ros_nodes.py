@@ -28,8 +28,9 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Float64MultiArray, String  # noqa: E402
+from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
 from std_srvs.srv import SetBool, Trigger  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from diffuser_ros.nodes.hopper_sim_node import (  # noqa: E402
     START_TIME_NS,
@@ -37,9 +38,12 @@ from diffuser_ros.nodes.hopper_sim_node import (  # noqa: E402
     SimStartupError,
     make_env,
 )
-from diffuser_ros.nodes.observation import HOPPER_JOINTS, JointStateMapping  # noqa: E402
-from diffuser_ros.nodes.planner_node import PlannerNode, StartupError  # noqa: E402
-from diffuser_ros.planning import CheckpointError  # noqa: E402
+from diffuser_ros.nodes.observation import HOPPER_JOINTS  # noqa: E402
+from diffuser_ros.nodes.planner_node import (  # noqa: E402
+    PLANNER_SPECS,
+    PlannerNode,
+    StartupError,
+)
 
 pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +51,8 @@ TIMEOUT = 20.0
 # Planner settings that keep one plan at a few tens of milliseconds on a busy 2-core CPU.
 FAST = {"preset": "", "device": "cpu", "seed": 0, "n_candidates": 2, "n_denoise_steps": 2,
         "n_guide_steps": 1, "t_stopgrad": 0, "diagnostics_period": 0.2, "state_timeout": 30.0}
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 QPOS = np.array([0.0, 1.25, 0.01, -0.02, 0.03, 0.01])
 QVEL = np.array([0.1, -0.2, 12.0, 0.3, -15.0, 0.05])   # two velocities beyond the +-10 clip
 
@@ -102,12 +108,16 @@ class Harness:
         return node
 
     def planner(self, model_dir, **params) -> PlannerNode:
+        """A planner node, configured and activated (``autostart``) like the launch file does."""
         values = {**FAST, "model_path": str(model_dir), **params}
-        return self.add(PlannerNode(context=self.context, parameter_overrides=[
+        node = self.add(PlannerNode(context=self.context, parameter_overrides=[
             Parameter(k, value=v) for k, v in values.items()]))
+        node.autostart()
+        return node
 
     def sim(self, **params) -> HopperSimNode:
-        values = {"max_episode_steps": 10, "planner_reset_service": "", **params}
+        values = {"max_episode_steps": 10, "planner_reset_service": "",
+                  "controller_engaged_topic": "", **params}
         return self.add(HopperSimNode(context=self.context, parameter_overrides=[
             Parameter(k, value=v) for k, v in values.items()]))
 
@@ -116,7 +126,7 @@ class Harness:
         actions = Collector(self.probe, Float64MultiArray, "action")
         pub = self.probe.create_publisher(JointState, "joint_states", 10)
         wait_until(lambda: pub.get_subscription_count() > 0 and
-                   node._action_pub.get_subscription_count() > 0, what="discovery")
+                   self.probe.count_publishers("/action") > 0, what="discovery")
         return actions, pub
 
     def call(self, srv_type, name: str, request, timeout: float = TIMEOUT):
@@ -166,7 +176,11 @@ def is_zero(msg: Float64MultiArray) -> bool:
 
 
 def plans(node: PlannerNode) -> int:
-    return node.latency_summary()["count"]
+    return node.controller.status().plans
+
+
+def status_of(node: PlannerNode):
+    return node.controller.status()
 
 
 # -- planner node -------------------------------------------------------------------------
@@ -174,26 +188,30 @@ def test_state_in_action_out_with_trajectory_and_diagnostics(harness, tiny_model
     node = harness.planner(tiny_model_dir)
     probe = harness.probe
     actions = Collector(probe, Float64MultiArray, "action")
-    trajectories = Collector(probe, Float64MultiArray, "/planner_node/planned_trajectory")
+    trajectories = Collector(probe, JointTrajectory, "/planner_node/planned_trajectory")
     diagnostics = Collector(probe, DiagnosticArray, "/diagnostics")
     pub = probe.create_publisher(JointState, "joint_states", 10)
     wait_until(lambda: pub.get_subscription_count() > 0 and
-               node._action_pub.get_subscription_count() > 0 and
-               node._trajectory_pub.get_subscription_count() > 0, what="discovery")
+               probe.count_publishers("/action") > 0 and
+               probe.count_publishers("/planner_node/planned_trajectory") > 0, what="discovery")
 
-    pub.publish(joint_state(probe))
+    state = joint_state(probe)
+    pub.publish(state)
     wait_until(lambda: len(actions) >= 1 and len(trajectories) >= 1, what="action + trajectory")
     action = np.array(actions.messages[0].data)
-    traj_msg = trajectories.messages[0]
-    dims = [(d.label, d.size) for d in traj_msg.layout.dim]
-    assert dims[0] == ("horizon", 8) and dims[1][1] == 3 + 11
-    traj = np.array(traj_msg.data).reshape(8, 14)
-    # The plan starts at the observation built from the joint state (qpos[1:], clipped qvel) ...
-    expected_obs = JointStateMapping().from_arrays(QPOS, QVEL)
-    np.testing.assert_allclose(traj[0, 3:], expected_obs, rtol=0, atol=1e-12)
+    traj = trajectories.messages[0]
+    # A JointTrajectory of the actuated joints, stamped with the state the plan started from,
+    # one point per control period, the planned actions as effort.
+    assert list(traj.joint_names) == ["thigh_joint", "leg_joint", "foot_joint"]
+    assert traj.header.stamp == state.header.stamp and len(traj.points) == 8
+    assert [p.time_from_start.nanosec for p in traj.points[:3]] == [0, 8_000_000, 16_000_000]
+    # The plan starts at the joints' measured positions and (clipped) velocities ...
+    np.testing.assert_allclose(traj.points[0].positions, QPOS[3:], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(traj.points[0].velocities, np.clip(QVEL[3:], -10, 10), rtol=0,
+                               atol=1e-12)
     # ... and the published action is its first action, clipped to the bounds.
     assert action.shape == (3,) and np.all(np.abs(action) <= 1.0)
-    np.testing.assert_array_equal(action, np.clip(traj[0, :3], -1.0, 1.0))
+    np.testing.assert_array_equal(action, np.clip(traj.points[0].effort, -1.0, 1.0))
     assert len(actions) == 1 and plans(node) == 1
 
     def planner_status():
@@ -207,8 +225,13 @@ def test_state_in_action_out_with_trajectory_and_diagnostics(harness, tiny_model
     wait_until(lambda: planner_status() is not None, what="diagnostics after one plan")
     values = values_of(planner_status())
     for key in ("latency_mean_ms", "latency_p95_ms", "latency_max_ms", "deadline_misses",
-                "state_age_s", "best_value", "safe_actions"):
+                "action_delay_mean_ms", "state_age_s", "best_value", "safe_actions",
+                "lifecycle_state"):
         assert key in values
+    # Every setting that can change at runtime is shown as it is in effect (guide_scale was not).
+    runtime = [s.name for s in PLANNER_SPECS if not s.read_only]
+    assert "guide_scale" in runtime and set(runtime) - {"preset"} <= set(values)
+    assert values["guide_scale"] == "0.1" and values["n_candidates"] == "2"
     assert float(values["latency_max_ms"]) > 0 and math.isfinite(float(values["best_value"]))
     assert values["device"] == "cpu" and values["estop"] == "false"
     assert planner_status().hardware_id == "cpu"
@@ -220,15 +243,17 @@ def test_observation_input_rejects_bad_arrays_and_keeps_answering(harness, tiny_
     actions = Collector(probe, Float64MultiArray, "action")
     pub = probe.create_publisher(Float64MultiArray, "observation", 10)
     wait_until(lambda: pub.get_subscription_count() > 0 and
-               node._action_pub.get_subscription_count() > 0, what="discovery")
+               probe.count_publishers("/action") > 0, what="discovery")
     good = Float64MultiArray(data=[0.1] * 11)
     pub.publish(good)
     wait_until(lambda: len(actions) == 1, what="first action")
     # One at a time: the state subscription keeps only the newest message (qos_depth 1).
     pub.publish(Float64MultiArray(data=[0.1] * 5))
-    wait_until(lambda: node._rejected == 1, what="wrong-size observation rejected")
+    wait_until(lambda: status_of(node).rejected_states == 1,
+               what="wrong-size observation rejected")
     pub.publish(Float64MultiArray(data=[0.1] * 10 + [math.nan]))
-    wait_until(lambda: node._rejected == 2, what="NaN observation rejected")
+    wait_until(lambda: status_of(node).rejected_states == 2, what="NaN observation rejected")
+    assert "non-finite" in values_of(node.diagnostics())["last_rejection"]
     pub.publish(good)
     wait_until(lambda: len(actions) == 2, what="action after the rejected ones")
     assert plans(node) == 2 and all(len(m.data) == 3 for m in actions.messages)
@@ -248,48 +273,32 @@ def test_bad_joint_states_never_reach_the_planner(harness, tiny_model_dir):
                   joint_state(probe, qpos=QPOS[:5], qvel=QVEL[:5], names=HOPPER_JOINTS[:5])]
     for k, msg in enumerate(bad_states, start=1):  # one at a time (qos_depth 1)
         pub.publish(msg)
-        wait_until(lambda k=k: node._rejected == k, what=f"bad state {k} rejected")
+        wait_until(lambda k=k: status_of(node).rejected_states == k,
+                   what=f"bad state {k} rejected")
     assert plans(node) == 0 and len(actions) == 0
     pub.publish(joint_state(probe))
     wait_until(lambda: len(actions) == 1, what="action for a good state")
     assert plans(node) == 1 and not is_zero(actions.messages[0])
 
 
-def test_watchdog_publishes_zeros_without_fresh_state(harness, tiny_model_dir):
+def test_watchdog_publishes_zeros_once_the_state_goes_stale(harness, tiny_model_dir):
+    # The safety decisions themselves are unit-tested on a fake clock (test_controller.py);
+    # here: they reach the action topic. No deadline is tight: a loaded machine only waits longer.
     node = harness.planner(tiny_model_dir, state_timeout=0.3, control_period=0.02)
     probe = harness.probe
-    actions = Collector(probe, Float64MultiArray, "action")
-    diagnostics = Collector(probe, DiagnosticArray, "/diagnostics")
-    pub = probe.create_publisher(JointState, "joint_states", 10)
-    # No state at all: zeros once state_timeout has passed.
-    wait_until(lambda: any(is_zero(m) for m in actions.messages), what="zeros with no state")
-    wait_until(lambda: pub.get_subscription_count() > 0, what="discovery")
-    # A state stamped 10 s ago is stale: not planned on, zeros continue, diagnostics warn.
-    old = probe.get_clock().now().nanoseconds - 10 * 10**9
-    stamp = rclpy.time.Time(nanoseconds=old).to_msg()
-    pub.publish(joint_state(probe, stamp=stamp))
-
-    def stale_warning():
-        for msg in diagnostics.messages:
-            status = msg.status[0]
-            if status.level == DiagnosticStatus.WARN and "old" in status.message:
-                return status
-        return None
-
-    wait_until(lambda: stale_warning() is not None, what="stale-state warning")
-    assert float(values_of(stale_warning())["state_age_s"]) > 5
-    wait_until(lambda: node._newest is None and node._in_progress_key is None,
-               what="worker idle")
-    assert plans(node) == 0
-    n = len(actions)
-    wait_until(lambda: len(actions) > n + 3, what="more zeros")
-    assert all(is_zero(m) for m in actions.messages)
-    # A fresh state is planned on; once it ages past the timeout, zeros resume.
+    actions, pub = harness.state_loop(node)
     pub.publish(joint_state(probe))
     wait_until(lambda: any(not is_zero(m) for m in actions.messages), what="planned action")
     first_planned = next(i for i, m in enumerate(actions.messages) if not is_zero(m))
-    wait_until(lambda: any(is_zero(m) for m in actions.messages[first_planned:]),
+    wait_until(lambda: sum(is_zero(m) for m in actions.messages[first_planned:]) >= 3,
                what="zeros after the state went stale")
+    status = node.diagnostics()
+    assert status.level == DiagnosticStatus.WARN and "old" in status.message
+    # A state stamped 10 s ago is stale at once: not planned on.
+    old = probe.get_clock().now().nanoseconds - 10 * 10**9
+    pub.publish(joint_state(probe, stamp=rclpy.time.Time(nanoseconds=old).to_msg()))
+    wait_until(lambda: float(values_of(node.diagnostics())["state_age_s"]) > 5,
+               what="stale state seen")
     assert plans(node) == 1
 
 
@@ -297,22 +306,24 @@ def test_estop_stops_planning_and_release_resumes(harness, tiny_model_dir):
     node = harness.planner(tiny_model_dir, control_period=0.02)
     probe = harness.probe
     actions = Collector(probe, Float64MultiArray, "action")
+    engaged = Collector(probe, Bool, "/planner_node/engaged", LATCHED)
     pub = probe.create_publisher(JointState, "joint_states", 10)
 
     def publish():
         pub.publish(joint_state(probe))
 
     wait_until(lambda: len(actions) >= 2, what="planned actions", every=publish)
+    assert engaged.messages[-1].data is True
     response = harness.call(SetBool, "/planner_node/estop", SetBool.Request(data=True))
     assert response.success and "e-stop engaged" in response.message
     n_at_estop, plans_at_estop = len(actions), plans(node)
-    # Zeros at the control rate while states keep coming; at most the plan in flight finishes.
     wait_until(lambda: sum(is_zero(m) for m in actions.messages[n_at_estop:]) >= 5,
                what="zeros during e-stop", every=publish)
     first_zero = n_at_estop + next(i for i, m in enumerate(actions.messages[n_at_estop:])
                                    if is_zero(m))
     assert all(is_zero(m) for m in actions.messages[first_zero:])
     assert plans(node) - plans_at_estop <= 1
+    assert engaged.messages[-1].data is False  # the robot is told to hold
     status = node.diagnostics()
     assert status.level == DiagnosticStatus.WARN and values_of(status)["estop"] == "true"
 
@@ -321,7 +332,7 @@ def test_estop_stops_planning_and_release_resumes(harness, tiny_model_dir):
     n_release, plans_release = len(actions), plans(node)
     wait_until(lambda: any(not is_zero(m) for m in actions.messages[n_release:]),
                what="planned action after release", every=publish)
-    assert plans(node) > plans_release
+    assert plans(node) > plans_release and engaged.messages[-1].data is True
 
 
 def test_parameters_validated_and_applied_between_plans(harness, tiny_model_dir):
@@ -333,13 +344,14 @@ def test_parameters_validated_and_applied_between_plans(harness, tiny_model_dir)
     def ok(name, value):
         return node.set_parameters([Parameter(name, value=value)])[0]
 
-    # Accepted: stashed, applied by the worker before its next plan.
+    # Accepted: applied by the controller before its next plan.
     assert ok("n_candidates", 3).successful
     assert node.get_parameter("n_candidates").value == 3
-    assert node.planner.config.n_candidates == 2
+    assert status_of(node).planner_config.n_candidates == 2
     wait_until(lambda: len(actions) >= 1, what="a plan", every=lambda: pub.publish(
         joint_state(probe)))
-    assert node.planner.config.n_candidates == 3
+    assert status_of(node).planner_config.n_candidates == 3
+    assert values_of(node.diagnostics())["n_candidates"] == "3"
 
     # Rejected with the reason, by the descriptor or by PlannerConfig.
     result = ok("n_candidates", 0)
@@ -352,8 +364,8 @@ def test_parameters_validated_and_applied_between_plans(harness, tiny_model_dir)
     assert not result.successful and "model's 20 diffusion steps" in result.reason
     result = ok("model_path", "/elsewhere")
     assert not result.successful  # read-only
-    result = ok("preset", "fastest")
-    assert not result.successful and "unknown preset" in result.reason
+    result = ok("execution", "teleport")
+    assert not result.successful and "execution must be one of" in result.reason
     import torch
 
     if not torch.cuda.is_available():
@@ -366,11 +378,14 @@ def test_parameters_validated_and_applied_between_plans(harness, tiny_model_dir)
     assert ok("preset", "realtime").successful
     assert node.get_parameter("n_candidates").value == 16
     assert node.get_parameter("warm_start").value is True
-    assert node._pending_config.n_candidates == 16 and node._pending_config.warm_start
+    wait_until(lambda: status_of(node).planner_config.n_candidates == 16, what="preset applied",
+               every=lambda: pub.publish(joint_state(probe)))
+    assert status_of(node).planner_config.warm_start
 
-    # control_period retimes the watchdog; state_timeout must be positive.
+    # Controller settings apply at once.
     assert ok("control_period", 0.1).successful
-    assert node._watchdog.timer_period_ns == 100_000_000
+    assert status_of(node).settings.control_period == 0.1
+    assert values_of(node.diagnostics())["deadline_ms"] == "100.00"
 
     # The same over the parameter services, as `ros2 param set` does.
     def remote(name, value):
@@ -402,7 +417,7 @@ def test_reset_service_restarts_the_noise_stream(harness, tiny_model_dir):
     response = harness.call(Trigger, "/planner_node/reset", Trigger.Request())
     assert response.success
     np.testing.assert_array_equal(act(), first)
-    assert node._resets == 1
+    assert values_of(node.diagnostics())["resets"] == "1"
 
 
 def test_resent_state_gets_the_same_action_without_replanning(harness, tiny_model_dir):
@@ -412,11 +427,10 @@ def test_resent_state_gets_the_same_action_without_replanning(harness, tiny_mode
     msg = joint_state(probe)
     pub.publish(msg)
     wait_until(lambda: len(actions) == 1, what="action")
-    wait_until(lambda: node._in_progress_key is None, what="worker idle")
     pub.publish(msg)  # same stamp: e.g. a lockstep simulator re-sending its state
     wait_until(lambda: len(actions) == 2, what="re-sent action")
     assert actions.messages[0].data.tolist() == actions.messages[1].data.tolist()
-    assert plans(node) == 1
+    assert plans(node) == 1 and status_of(node).resent_states == 1
 
 
 def test_missing_model_exits_nonzero_with_a_clear_message(tmp_path):
@@ -449,26 +463,84 @@ def test_corrupt_model_and_bad_settings_exit_nonzero(tiny_model_dir, tmp_path, c
 
     with pytest.raises(SystemExit) as info:
         planner_node.main(["planner_node", "--ros-args", "-p", f"model_path:={tiny_model_dir}",
-                           "-p", "device:=cpu", "-p", "preset:=''", "-p", "n_denoise_steps:=50"])
+                           "-p", "device:=cpu", "-p", "n_denoise_steps:=50"])
     assert info.value.code == 1
     assert "model's 20 diffusion steps" in capfd.readouterr().err
 
 
-def test_preset_at_startup_overrides_and_shows_in_parameters(harness, tiny_model_dir):
-    node = harness.planner(tiny_model_dir, preset="realtime", n_denoise_steps=20)
-    assert node.get_parameter("n_candidates").value == 16
-    assert node.get_parameter("warm_start").value is True
-    assert node.planner.config.n_candidates == 16 and node.planner.config.warm_start
-    assert node.planner.config.seed == 0  # fields the preset does not name keep their values
+def test_preset_is_the_base_and_explicit_parameters_win(harness, tiny_model_dir):
+    node = harness.planner(tiny_model_dir, preset="realtime", n_candidates=3, n_denoise_steps=4)
+    assert node.get_parameter("n_candidates").value == 3          # given: wins
+    assert node.get_parameter("warm_start").value is True         # from the preset
+    assert node.get_parameter("n_guide_steps").value == 1
+    config = status_of(node).planner_config
+    assert config.n_candidates == 3 and config.warm_start and config.seed == 0
 
 
-def test_node_constructor_errors(harness, tiny_model_dir, tmp_path):
-    with pytest.raises(CheckpointError, match="not found"):
+def test_configure_errors_fail_the_transition_naming_the_cause(harness, tiny_model_dir, tmp_path):
+    with pytest.raises(StartupError, match="not found"):
         harness.planner(tmp_path / "missing")
     with pytest.raises(StartupError, match="joint mapping gives 9"):
         harness.planner(tiny_model_dir, joint_names=["a", "b", "c", "d", "e"])
     with pytest.raises(Exception, match="sampler must be one of"):
         harness.planner(tiny_model_dir, sampler="euler")
+
+
+def test_lifecycle_by_hand_configure_activate_deactivate_cleanup(harness, tiny_model_dir,
+                                                                 tmp_path):
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    node = harness.planner(tiny_model_dir, autostart=False)
+    probe = harness.probe
+    actions = Collector(probe, Float64MultiArray, "action")
+    engaged = Collector(probe, Bool, "/planner_node/engaged", LATCHED)
+
+    def state() -> str:
+        return harness.call(GetState, "/planner_node/get_state", GetState.Request()) \
+            .current_state.label
+
+    def change(transition: int) -> bool:
+        request = ChangeState.Request(transition=Transition(id=transition))
+        return harness.call(ChangeState, "/planner_node/change_state", request).success
+
+    assert state() == "unconfigured" and node.controller is None
+    assert change(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
+    pub = probe.create_publisher(JointState, "joint_states", 10)
+    wait_until(lambda: pub.get_subscription_count() > 0, what="discovery")
+    pub.publish(joint_state(probe))
+    assert plans(node) == 0  # inactive: loaded, not answering
+    assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"
+    wait_until(lambda: len(actions) >= 1, what="action once active",
+               every=lambda: pub.publish(joint_state(probe)))
+    assert engaged.messages[-1].data is True
+    n = len(actions)
+    assert change(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
+    wait_until(lambda: any(is_zero(m) for m in actions.messages[n:]), what="safe action")
+    assert engaged.messages[-1].data is False
+    assert change(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
+    assert node.controller is None and node.planner is None  # model released
+
+
+def test_configure_by_hand_with_a_missing_model_fails_and_stays_unconfigured(harness, tmp_path):
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    missing = tmp_path / "missing"
+    node = harness.planner(missing, autostart=False)
+    request = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE))
+    assert not harness.call(ChangeState, "/planner_node/change_state", request).success
+    assert str(missing) in node.configure_error
+    label = harness.call(GetState, "/planner_node/get_state", GetState.Request()) \
+        .current_state.label
+    assert label == "unconfigured"
+
+
+def test_without_clock_the_node_says_it_waits_for_clock(harness, tiny_model_dir):
+    node = harness.planner(tiny_model_dir, use_sim_time=True)
+    status = node.diagnostics()
+    assert status.level == DiagnosticStatus.WARN
+    assert "/clock" in status.message and "waiting for the clock" in status.message
 
 
 # -- simulator ----------------------------------------------------------------------------
@@ -479,7 +551,8 @@ def test_lockstep_closed_loop_runs_episodes_and_resets_planner(harness, tiny_mod
         depth=100, reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.TRANSIENT_LOCAL))
     sim = harness.sim(mode="lockstep", max_episode_steps=8, max_episodes=2,
-                      planner_reset_service="planner_node/reset")
+                      planner_reset_service="planner_node/reset",
+                      controller_engaged_topic="planner_node/engaged")
     wait_until(lambda: sim.finished, timeout=60, what="two episodes")
     wait_until(lambda: any(json.loads(m.data).get("summary") for m in stats.messages),
                what="summary on episode_stats")
@@ -494,8 +567,29 @@ def test_lockstep_closed_loop_runs_episodes_and_resets_planner(harness, tiny_mod
     assert summary["episodes"] == 2 and summary["steps"] == sum(e["length"] for e in episodes)
     # Lockstep: exactly one plan per simulator step, and the planner was reset per episode.
     assert plans(planner) == summary["steps"]
-    assert planner._resets == 1
+    assert status_of(planner).resets == 1
     assert summary["rejected_actions"] == 0
+    # Lockstep has no deadline: the world waited for every plan, so no action was late.
+    status = planner.diagnostics()
+    assert values_of(status)["deadline_misses"] == "0"
+    assert status.level == DiagnosticStatus.WARN or "late" not in status.message
+
+
+def test_lockstep_estop_holds_the_simulation_without_counting_episodes(harness, tiny_model_dir):
+    harness.planner(tiny_model_dir, use_sim_time=True, control_period=0.01)
+    sim = harness.sim(mode="lockstep", max_episode_steps=1000, max_episodes=1,
+                      controller_engaged_topic="planner_node/engaged")
+    wait_until(lambda: sim.steps >= 3, what="the loop running")
+    response = harness.call(SetBool, "/planner_node/estop", SetBool.Request(data=True))
+    assert response.success
+    wait_until(lambda: sim.held, what="simulation held")
+    steps = sim.steps
+    # The planner keeps publishing zeros at 100 Hz; none of them may step the held simulation.
+    wait_until(lambda: sim.summary()["actions_while_held"] >= 20, what="zeros while held")
+    assert sim.steps <= steps + 1 and not sim.finished and sim.results == []
+    harness.call(SetBool, "/planner_node/estop", SetBool.Request(data=False))
+    wait_until(lambda: sim.steps > steps + 3, what="the loop resuming after release")
+    assert sim.results == []  # still the first episode
 
 
 def test_sim_rejects_bad_actions_and_resends_state(harness):
@@ -511,14 +605,15 @@ def test_sim_rejects_bad_actions_and_resends_state(harness):
     n = len(states)
     pub.publish(Float64MultiArray(data=[0.1, math.nan, 0.0]))
     pub.publish(Float64MultiArray(data=[0.1, 0.2]))
-    wait_until(lambda: sim._rejected == 2 and len(states) >= n + 2, what="re-sent states")
+    wait_until(lambda: sim.summary()["rejected_actions"] == 2 and len(states) >= n + 2,
+               what="re-sent states")
     assert all(m.header.stamp == first.header.stamp for m in states.messages)
-    assert sim._steps == 0
+    assert sim.steps == 0
     pub.publish(Float64MultiArray(data=[0.1, 0.2, 0.3]))
     wait_until(lambda: states.messages[-1].header.stamp != first.header.stamp, what="a step")
     stamp = states.messages[-1].header.stamp
     assert stamp.sec * 10**9 + stamp.nanosec == START_TIME_NS + 8_000_000
-    assert sim._steps == 1
+    assert sim.steps == 1
 
 
 def test_sim_reset_service_episode_stats_and_max_episodes(harness):
@@ -563,14 +658,36 @@ def test_sim_realtime_steps_on_a_timer_and_zeroes_a_stale_action(harness):
     probe = harness.probe
     states = Collector(probe, JointState, "joint_states")
     pub = probe.create_publisher(Float64MultiArray, "action", 10)
-    wait_until(lambda: len(states) >= 5, what="states without any action")
-    assert sim._steps >= 4  # stepping on its own, with the zero action
-    stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in states.messages]
-    assert all((b - a) % 8_000_000 == 0 and b > a for a, b in zip(stamps, stamps[1:]))
     wait_until(lambda: pub.get_subscription_count() > 0, what="discovery")
     pub.publish(Float64MultiArray(data=[0.5, -0.5, 0.25]))
-    wait_until(lambda: sim._action.tolist() == [0.5, -0.5, 0.25], what="action held")
-    wait_until(lambda: not sim._action.any(), what="zero action after action_timeout")
+    wait_until(lambda: len(states) >= 5, what="states on the timer")
+    stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in states.messages]
+    assert all((b - a) % 8_000_000 == 0 and b > a for a, b in zip(stamps, stamps[1:]))
+    wait_until(lambda: not sim.applied_action.any(), what="zero action after action_timeout")
+
+
+def test_realtime_sim_is_held_until_the_controller_is_engaged_and_acts(harness):
+    # Before: the simulator stepped from start-up on zero actions, so episodes ran out before
+    # the planner's first plan arrived.
+    sim = harness.sim(mode="realtime", max_episode_steps=1000,
+                      controller_engaged_topic="planner_node/engaged")
+    probe = harness.probe
+    engaged = probe.create_publisher(Bool, "planner_node/engaged", LATCHED)
+    actions = probe.create_publisher(Float64MultiArray, "action", 10)
+    wait_until(lambda: actions.get_subscription_count() > 0, what="discovery")
+    actions.publish(Float64MultiArray(data=[0.1, 0.1, 0.1]))  # not engaged yet: ignored
+    wait_until(lambda: sim.summary()["actions_while_held"] >= 1, what="action while held")
+    engaged.publish(Bool(data=True))
+    wait_until(lambda: sim.controller_engaged, what="engaged")
+    assert sim.steps == 0 and sim.held  # engaged, but no action yet
+    actions.publish(Float64MultiArray(data=[0.1, 0.1, 0.1]))
+    wait_until(lambda: sim.steps >= 3, what="stepping after the first action")
+    engaged.publish(Bool(data=False))  # e-stop / deactivation: held again
+    wait_until(lambda: sim.held, what="held again")
+    steps = sim.steps
+    wait_until(lambda: sim.summary()["actions_while_held"] >= 5, what="actions while held",
+               every=lambda: actions.publish(Float64MultiArray(data=[0.1, 0.1, 0.1])))
+    assert sim.steps == steps and sim.results == []
 
 
 def test_record_video_fails_clearly_without_offscreen_rendering(harness, tmp_path):
@@ -613,3 +730,62 @@ def test_demo_runner_missing_model_exits_one(tmp_path, capsys):
 
     assert demo.main(["--model-path", str(tmp_path / "nothing"), "--device", "cpu"]) == 1
     assert "cannot start" in capsys.readouterr().err
+
+
+# -- shutdown -----------------------------------------------------------------------------
+def _start_planner_process(model_dir, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    params = {**FAST, "model_path": str(model_dir), "state_timeout": 0.01,
+              "control_period": 0.001}  # no state: the safety tick publishes zeros at 1 kHz
+    args = [a for k, v in params.items() for a in ("-p", f"{k}:={v if v != '' else chr(34) * 2}")]
+    return subprocess.Popen([sys.executable, "-m", "diffuser_ros.nodes.planner_node",
+                             "--ros-args", *args], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("signals", [("SIGINT",), ("SIGTERM",), ("SIGINT", "SIGINT")])
+def test_signals_shut_the_node_down_cleanly_while_it_publishes(harness, tiny_model_dir,
+                                                               tmp_path, signals):
+    # Before: rclpy's handler invalidated the context while the safety tick published, so the
+    # node often died with RCLError (exit 1), and a second Ctrl-C aborted it (exit -6).
+    import signal as signal_module
+
+    actions = Collector(harness.probe, Float64MultiArray, "action")
+    proc = _start_planner_process(tiny_model_dir, tmp_path)
+    try:
+        wait_until(lambda: sum(is_zero(m) for m in actions.messages) >= 50 or
+                   proc.poll() is not None, timeout=60, what="the node publishing zeros")
+        for name in signals:
+            proc.send_signal(getattr(signal_module, name))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "RCLError" not in err and "shutting down" in err
+
+
+def test_demo_prints_its_summary_when_interrupted(tiny_model_dir):
+    import signal as signal_module
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diffuser_ros.demo", "--model-path", str(tiny_model_dir),
+         "--episodes", "0", "--device", "cpu", "--progress-period", "0.2", "--ros-args",
+         "-p", "n_candidates:=2", "-p", "n_denoise_steps:=2", "-p", "warm_start:=false"],
+        cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        lines = []
+        for line in proc.stdout:  # progress lines while the episode runs
+            lines.append(line)
+            if "return so far" in line:
+                break
+        proc.send_signal(signal_module.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines) + out
+    assert proc.returncode == 0, err
+    assert "interrupted (SIGINT)" in out and "summary:" in out and "decisions/s" in out
+    assert "Traceback" not in err

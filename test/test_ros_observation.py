@@ -1,4 +1,4 @@
-"""rclpy-free pieces of the nodes: joint → observation mapping and latency statistics."""
+"""rclpy-free pieces of the nodes: joint → observation mapping (latency: test_latency.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from diffuser_ros.nodes.observation import HOPPER_JOINTS, JointStateMapping, check_observation
-from diffuser_ros.nodes.stats import LatencyWindow
 
 
 def test_mapping_matches_gymnasium_hopper_v5_observation():
@@ -69,14 +68,3 @@ def test_check_observation():
     with pytest.raises(ValueError, match=r"index\(es\) \[1\]"):
         check_observation([1, math.inf, 3], 3)
 
-
-def test_latency_window_statistics_and_deadline_misses():
-    window = LatencyWindow(size=4, deadline=0.05)
-    assert math.isnan(window.summary()["mean"])
-    for seconds in (0.01, 0.02, 0.03, 0.06, 0.10):
-        window.add(seconds)
-    s = window.summary()
-    assert s["count"] == 5 and s["window"] == 4 and s["deadline_misses"] == 2
-    assert s["mean"] == pytest.approx(np.mean([0.02, 0.03, 0.06, 0.10]))
-    assert s["max"] == 0.10 and 0.06 < s["p95"] <= 0.10
-    assert s["window_misses"] == 2

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from diffuser_ros.data.d4rl_io import DatasetError, episode_returns, load_dataset, write_dataset
+from diffuser_ros.data.d4rl_io import (
+    DatasetError,
+    episode_bounds,
+    episode_returns,
+    load_dataset,
+    write_dataset,
+)
 from diffuser_ros.planning import load_planner
 from diffuser_ros.training.sequences import SequenceDataset, discounted_returns
 from diffuser_ros.training.train import TrainConfig, Trainer, export
@@ -182,3 +188,13 @@ def test_fit_then_export_gives_a_loadable_planner(tmp_path, data):
     planner = load_planner(tmp_path / "model", n_candidates=2)
     plan = planner.plan(data["observations"][0])
     assert plan.action.shape == (3,) and np.isfinite(plan.action).all()
+
+
+def test_episode_returns_all_or_complete_episodes_only():
+    data = {"observations": np.zeros((5, 1)), "rewards": np.array([1.0, 2.0, 3.0, 4.0, 5.0]),
+            "terminals": np.array([0, 1, 0, 0, 0], bool),
+            "timeouts": np.array([0, 0, 0, 1, 0], bool)}
+    np.testing.assert_array_equal(episode_returns(data), [3.0, 7.0, 5.0])  # cut-off one too
+    complete = episode_bounds(data, complete_only=True)
+    assert complete == [(0, 2), (2, 4)]
+    np.testing.assert_array_equal(episode_returns(data, complete), [3.0, 7.0])

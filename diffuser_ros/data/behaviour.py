@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from diffuser_ros.data.d4rl_io import write_dataset
-from diffuser_ros.evaluation.report import HOPPER_EXPERT_RETURN
+from diffuser_ros.data.d4rl_io import episode_returns, write_dataset
+from diffuser_ros.data.d4rl_scores import HOPPER_EXPERT_RETURN
 
 LOG = logging.getLogger("diffuser_ros.behaviour")
 ENV_ID = "Hopper-v5"
@@ -153,7 +153,7 @@ def record(policy_path: Path, out_file: Path, n_transitions: int, seed: int,
     per_env: list[dict[str, list]] = [
         {k: [] for k in ("observations", "actions", "rewards", "terminals", "timeouts",
                          "next_observations")} for _ in envs]
-    episode_returns, running = [], np.zeros(n_envs)
+    finished_returns, running = [], np.zeros(n_envs)
     count = 0
     while count < n_transitions:
         actions, _ = model.predict(obs, deterministic=deterministic)
@@ -169,7 +169,7 @@ def record(policy_path: Path, out_file: Path, n_transitions: int, seed: int,
             running[i] += reward
             count += 1
             if terminated or truncated:
-                episode_returns.append(running[i])
+                finished_returns.append(running[i])
                 running[i] = 0.0
                 nobs, _ = env.reset(seed=next_seed)
                 next_seed += 1
@@ -189,13 +189,13 @@ def record(policy_path: Path, out_file: Path, n_transitions: int, seed: int,
         "env_id": ENV_ID, "env_version": "v5", "policy": f"sb3 SAC {policy_path.name}",
         "policy_actions": "deterministic" if deterministic else "stochastic",
         "seed": seed, "n_envs": n_envs,
-        "mean_episode_return": float(np.mean(episode_returns)),
-        "n_complete_episodes": len(episode_returns),
+        "mean_episode_return": float(np.mean(finished_returns)),
+        "n_complete_episodes": len(finished_returns),
     }
     attrs.update(_policy_provenance(policy_path))
     write_dataset(out_file, data, attrs)
     LOG.info("wrote %s: %d transitions, mean episode return %.0f over %d episodes",
-             out_file, len(data["rewards"]), attrs["mean_episode_return"], len(episode_returns))
+             out_file, len(data["rewards"]), attrs["mean_episode_return"], len(finished_returns))
     return attrs
 
 
@@ -253,9 +253,7 @@ def replay(buffer_path: Path, out_file: Path, training_steps: int) -> dict:
         "next_observations": nobs,
     }
     data["timeouts"][-1] = not data["terminals"][-1]
-    ends = np.flatnonzero(data["terminals"] | data["timeouts"])
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    returns = [float(data["rewards"][s:e + 1].sum()) for s, e in zip(starts, ends)]
+    returns = episode_returns(data)  # every episode ends in a done (the last one just above)
     attrs = {"env_id": ENV_ID, "env_version": "v5", "policy": "sb3 SAC replay buffer",
              "policy_training_steps": training_steps,
              "mean_episode_return": float(np.mean(returns)), "n_complete_episodes": len(returns)}

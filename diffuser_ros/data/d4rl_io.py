@@ -95,17 +95,27 @@ def load_dataset(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any
     return data, attrs
 
 
-def episode_bounds(data: dict[str, np.ndarray]) -> list[tuple[int, int]]:
-    """``[(start, end_exclusive), ...]`` for each episode; the last one ends at N."""
-    ends = np.flatnonzero(np.asarray(data["terminals"]) | np.asarray(data["timeouts"])) + 1
+def episode_bounds(data: dict[str, np.ndarray],
+                   complete_only: bool = False) -> list[tuple[int, int]]:
+    """``[(start, end_exclusive), ...]`` for each episode; the last one ends at N.
+
+    ``complete_only``: only episodes that end in a terminal or a timeout, i.e. without a last
+    one that recording cut off mid-episode.
+    """
+    done = np.asarray(data["terminals"]) | np.asarray(data["timeouts"])
+    ends = np.flatnonzero(done) + 1
     n = len(data["observations"])
-    if len(ends) == 0 or ends[-1] != n:
+    if (len(ends) == 0 or ends[-1] != n) and not complete_only:
         ends = np.append(ends, n)
     starts = np.concatenate([[0], ends[:-1]])
     return [(int(s), int(e)) for s, e in zip(starts, ends) if e > s]
 
 
-def episode_returns(data: dict[str, np.ndarray]) -> np.ndarray:
-    """Undiscounted return of each episode (a cut-off last episode included)."""
+def episode_returns(data: dict[str, np.ndarray],
+                    bounds: list[tuple[int, int]] | None = None) -> np.ndarray:
+    """Undiscounted return of each episode of ``bounds`` (default: :func:`episode_bounds`, a
+    cut-off last episode included)."""
     rewards = np.asarray(data["rewards"], dtype=np.float64)
-    return np.array([rewards[s:e].sum() for s, e in episode_bounds(data)])
+    if bounds is None:
+        bounds = episode_bounds(data)
+    return np.array([rewards[s:e].sum() for s, e in bounds], dtype=np.float64)

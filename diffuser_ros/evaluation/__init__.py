@@ -5,27 +5,28 @@ rclpy-free; the planner variants need only :mod:`diffuser_ros.planning`. stable-
 imported only when the behaviour-policy variant runs.
 """
 
+from diffuser_ros.data.d4rl_scores import (
+    HOPPER_EXPERT_RETURN,
+    HOPPER_RANDOM_RETURN,
+    normalized_score,
+)
 from diffuser_ros.evaluation.bc import BCPolicy, train_bc
 from diffuser_ros.evaluation.closed_loop import (
     EpisodeResult,
     Policy,
-    RenderingUnavailableError,
     bc_policy,
     planner_policy,
     render_episode,
-    rendering_available,
     run_episodes,
     sb3_policy,
 )
 from diffuser_ros.evaluation.report import (
-    HOPPER_EXPERT_RETURN,
-    HOPPER_RANDOM_RETURN,
     format_table,
-    normalized_score,
     plot_returns,
     summarize,
     write_json,
 )
+from diffuser_ros.rendering import RenderingUnavailableError, rendering_available
 
 __all__ = [
     "HOPPER_EXPERT_RETURN",

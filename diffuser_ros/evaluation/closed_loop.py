@@ -16,7 +16,6 @@ no evaluation episode starts from a state the planner saw in its training data.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from diffuser_ros.rendering import prepare_headless_gl, render_kwargs
+from diffuser_ros.latency import summarize_latencies
+from diffuser_ros.rendering import VideoRecorder, make_render_env
 
 DEFAULT_ENV_ID = "Hopper-v5"
 
@@ -87,11 +87,11 @@ class Policy:
 
 
 def latency_stats(latencies_s: Sequence[float]) -> dict:
-    lat = np.asarray(latencies_s, dtype=np.float64) * 1e3
-    if lat.size == 0:
-        return {"n_calls": 0, "mean_ms": None, "p95_ms": None, "max_ms": None}
-    return {"n_calls": int(lat.size), "mean_ms": float(lat.mean()),
-            "p95_ms": float(np.percentile(lat, 95)), "max_ms": float(lat.max())}
+    """``{n_calls, mean_ms, p95_ms, max_ms}`` as the evaluation JSON stores it (None, not NaN,
+    when there were no calls: JSON has no NaN)."""
+    stats = summarize_latencies(latencies_s, unit="ms")
+    n_calls = stats.pop("count")
+    return {"n_calls": n_calls, **{k: v if n_calls else None for k, v in stats.items()}}
 
 
 class PlannerPolicy(Policy):
@@ -244,86 +244,34 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 # -- rendering -------------------------------------------------------------------------------
-class RenderingUnavailableError(RuntimeError):
-    """Off-screen MuJoCo rendering (or the video writer) is not available here."""
-
-
-def _make_render_env(env_id: str, width: int, height: int):
-    import gymnasium as gym
-
-    prepare_headless_gl()
-    backend = os.environ.get("MUJOCO_GL", "glfw")
-    try:
-        env = gym.make(env_id, **render_kwargs(width, height))
-        env.reset(seed=0)
-        frame = env.render()
-    except Exception as exc:  # noqa: BLE001 - GL failures surface as many exception types
-        raise RenderingUnavailableError(
-            f"MuJoCo off-screen rendering failed with MUJOCO_GL={backend} ({type(exc).__name__}: "
-            f"{exc}). Headless: install Mesa EGL (Debian: libegl1 libegl-mesa0) and set "
-            "MUJOCO_GL=egl, or install libosmesa6 and set MUJOCO_GL=osmesa "
-            "(PYOPENGL_PLATFORM=osmesa); with a display use MUJOCO_GL=glfw.") from exc
-    if frame is None or np.asarray(frame).ndim != 3:
-        env.close()
-        raise RenderingUnavailableError(f"{env_id} rendered no RGB frame with MUJOCO_GL={backend}")
-    return env
-
-
-def rendering_available(env_id: str = DEFAULT_ENV_ID) -> tuple[bool, str]:
-    """``(True, "")`` when an off-screen frame can be rendered, else ``(False, reason)``."""
-    try:
-        _make_render_env(env_id, 64, 48).close()
-    except RenderingUnavailableError as exc:
-        return False, str(exc)
-    return True, ""
-
-
 def render_episode(policy_fn: Callable[[np.ndarray], np.ndarray], seed: int, path: str | Path,
                    env_id: str = DEFAULT_ENV_ID, max_steps: int = 1000, width: int = 320,
                    height: int = 240, fps: float = 30.0) -> EpisodeResult:
     """Run one episode and write it as a GIF (Pillow) or MP4 (needs imageio-ffmpeg).
 
-    Frames are sub-sampled to about ``fps`` (Hopper runs at 125 Hz; GIF players cap the rate).
-    Raises :class:`RenderingUnavailableError` naming what is missing.
+    Frames are sub-sampled to about ``fps`` (Hopper runs at 125 Hz; GIF players cap the rate);
+    the last frame is always kept. Raises :class:`RenderingUnavailableError` naming what is
+    missing.
     """
-    import imageio.v3 as iio
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".gif", ".mp4"):
-        raise ValueError(f"render path must end in .gif or .mp4, got {path}")
-    if suffix == ".mp4":
-        try:
-            import imageio_ffmpeg  # noqa: F401
-        except ImportError as exc:
-            raise RenderingUnavailableError("writing MP4 needs imageio-ffmpeg (pip install "
-                                       "imageio-ffmpeg); use a .gif path instead") from exc
-    env = _make_render_env(env_id, width, height)
+    env = make_render_env(env_id, width, height)
     try:
-        env_fps = float(env.metadata.get("render_fps") or fps)
-        every = max(1, int(round(env_fps / fps)))
-        if hasattr(policy_fn, "reset"):
-            policy_fn.reset()
-        obs, _ = env.reset(seed=int(seed))
-        space = env.action_space
-        frames = [env.render()]
-        total, length, term, trunc = 0.0, 0, False, False
-        while length < max_steps:
-            action = np.asarray(policy_fn(np.asarray(obs, dtype=np.float64)[None]))[0]
-            obs, r, term, trunc, _ = env.step(np.clip(action, space.low, space.high)
-                                              .astype(space.dtype))
-            total += float(r)
-            length += 1
-            if length % every == 0 or term or trunc:
-                frames.append(env.render())
-            if term or trunc:
-                break
+        with VideoRecorder(path, 1.0 / env.unwrapped.dt, fps=fps) as video:
+            if hasattr(policy_fn, "reset"):
+                policy_fn.reset()
+            obs, _ = env.reset(seed=int(seed))
+            space = env.action_space
+            video.add(env.render())
+            total, length, term, trunc = 0.0, 0, False, False
+            while length < max_steps:
+                action = np.asarray(policy_fn(np.asarray(obs, dtype=np.float64)[None]))[0]
+                obs, r, term, trunc, _ = env.step(np.clip(action, space.low, space.high)
+                                                  .astype(space.dtype))
+                total += float(r)
+                length += 1
+                if video.due(length) or term or trunc or length == max_steps:
+                    video.add(env.render())
+                if term or trunc:
+                    break
     finally:
         env.close()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out_fps = env_fps / every
-    if suffix == ".gif":
-        iio.imwrite(path, np.stack(frames), duration=1000.0 / out_fps, loop=0)
-    else:
-        iio.imwrite(path, np.stack(frames), fps=out_fps)
     return EpisodeResult(int(seed), total, length, bool(term), not term)

@@ -41,7 +41,6 @@ import numpy as np
 from diffuser_ros.evaluation.closed_loop import (
     DEFAULT_ENV_ID,
     EpisodeResult,
-    RenderingUnavailableError,
     bc_policy,
     latency_stats,
     planner_policy,
@@ -51,14 +50,13 @@ from diffuser_ros.evaluation.closed_loop import (
 )
 from diffuser_ros.evaluation.report import (
     format_table,
-    mean_se,
-    normalized_score,
     plot_returns,
     read_json,
-    score_se,
     summarize,
+    summarize_returns,
     write_json,
 )
+from diffuser_ros.rendering import RenderingUnavailableError
 
 VARIANTS = ("guided", "unguided", "bc", "behaviour")
 PLANNER_VARIANTS = ("guided", "unguided")
@@ -182,18 +180,12 @@ def fingerprint(path: str | Path) -> str:
 
 def dataset_summary(path: Path) -> dict:
     """Mean ± s.e. return (and normalised score) of the dataset's complete episodes."""
-    from diffuser_ros.data.d4rl_io import episode_bounds, load_dataset
+    from diffuser_ros.data.d4rl_io import episode_bounds, episode_returns, load_dataset
 
     data, _ = load_dataset(path)
-    ends = np.asarray(data["terminals"]) | np.asarray(data["timeouts"])
-    rewards = np.asarray(data["rewards"], dtype=np.float64)
-    bounds = episode_bounds(data)
-    complete = [(s, e) for s, e in bounds if ends[e - 1]] or bounds
-    returns = [float(rewards[s:e].sum()) for s, e in complete]
-    mean, se = mean_se(returns)
-    return {"path": str(path), "n_episodes": len(returns), "n_transitions": len(rewards),
-            "return_mean": mean, "return_se": se, "score_mean": normalized_score(mean),
-            "score_se": score_se(se),
+    complete = episode_bounds(data, complete_only=True) or episode_bounds(data)
+    return {"path": str(path), "n_transitions": len(data["rewards"]),
+            **summarize_returns(episode_returns(data, complete).tolist()),
             "full_length_fraction": float(np.mean([
                 (e - s) >= 1000 and not data["terminals"][e - 1] for s, e in complete]))}
 

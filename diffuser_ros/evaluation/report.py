@@ -9,25 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from diffuser_ros.data.d4rl_scores import normalized_score, return_for_score, score_se
 from diffuser_ros.evaluation.closed_loop import EpisodeResult
-
-# D4RL reference returns for hopper (d4rl/infos.py: REF_MIN_SCORE / REF_MAX_SCORE).
-HOPPER_RANDOM_RETURN = -20.272305
-HOPPER_EXPERT_RETURN = 3234.3
-
-
-def normalized_score(episode_return, random_return: float = HOPPER_RANDOM_RETURN,
-                     expert_return: float = HOPPER_EXPERT_RETURN):
-    """D4RL normalised score: 0 = random policy, 100 = expert. Scalar in, float out;
-    array in, array out."""
-    r = np.asarray(episode_return, dtype=np.float64)
-    score = 100.0 * (r - random_return) / (expert_return - random_return)
-    return float(score) if score.ndim == 0 else score
-
-
-def score_se(return_se: float) -> float:
-    """Standard error of the normalised score from that of the return (the score is affine)."""
-    return return_se * 100.0 / (HOPPER_EXPERT_RETURN - HOPPER_RANDOM_RETURN)
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -39,16 +22,18 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), se
 
 
+def summarize_returns(returns: Sequence[float]) -> dict:
+    """``{n_episodes, return_mean, return_se, score_mean, score_se}`` of episode returns: the
+    one place evaluation results and datasets get their D4RL-normalised scores."""
+    mean, se = mean_se(returns)
+    return {"n_episodes": len(returns), "return_mean": mean, "return_se": se,
+            "score_mean": normalized_score(mean), "score_se": score_se(se)}
+
+
 def summarize(episodes: Sequence[EpisodeResult]) -> dict:
     """Return / normalised score mean ± s.e., full-length fraction and per-seed values."""
-    returns = [e.episode_return for e in episodes]
-    mean, se = mean_se(returns)
     return {
-        "n_episodes": len(episodes),
-        "return_mean": mean,
-        "return_se": se,
-        "score_mean": normalized_score(mean),
-        "score_se": score_se(se),
+        **summarize_returns([e.episode_return for e in episodes]),
         "full_length_fraction": float(np.mean([e.full_length for e in episodes])),
         "length_mean": float(np.mean([e.length for e in episodes])),
         "per_seed_return": {str(e.seed): e.episode_return for e in episodes},
@@ -100,10 +85,7 @@ def plot_returns(variants: Mapping[str, Sequence[float]], path: str | Path,
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
         secondary = ax.secondary_yaxis(
-            "right", functions=(normalized_score,
-                                lambda s: np.asarray(s) * (HOPPER_EXPERT_RETURN -
-                                                           HOPPER_RANDOM_RETURN) / 100.0 +
-                                HOPPER_RANDOM_RETURN))
+            "right", functions=(normalized_score, return_for_score))
         secondary.set_ylabel("D4RL normalised score")
         fig.tight_layout()
         path = Path(path)

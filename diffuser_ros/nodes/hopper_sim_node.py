@@ -33,7 +33,6 @@ import sys
 import time
 
 import numpy as np
-import rclpy
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
 from rclpy.node import Node
@@ -41,12 +40,17 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from diffuser_ros.nodes.entry import run_node
 from diffuser_ros.nodes.parameters import ParameterError, ParamSpec, declare_parameters
-from diffuser_ros.rendering import prepare_headless_gl, render_kwargs
+from diffuser_ros.rendering import (
+    RenderingUnavailableError,
+    VideoRecorder,
+    make_render_env,
+    prepare_headless_gl,
+)
 
 NODE_NAME = "hopper_sim_node"
 MODES = ("lockstep", "realtime")
@@ -79,6 +83,11 @@ SIM_SPECS: list[ParamSpec] = [
     ParamSpec("action_topic", "action", "Float64MultiArray action input topic.", read_only=True),
     ParamSpec("episode_stats_topic", "episode_stats", "std_msgs/String JSON per episode and a "
               "final summary (transient local).", read_only=True),
+    ParamSpec("controller_engaged_topic", "planner_node/engaged", "std_msgs/Bool (latched) "
+              "saying whether the controller may drive the robot; while it is false or has not "
+              "yet said true, the simulation is held (paused, as a robot held until its "
+              "controller is active): before activation, during an e-stop, when deactivated. "
+              "'' = never hold.", read_only=True),
     ParamSpec("planner_reset_service", "planner_node/reset", "Trigger service called at the "
               "start of every new episode ('' = none).", read_only=True),
     ParamSpec("record_video", "", "Write a video of the run to this file ('' = off; needs "
@@ -95,20 +104,16 @@ class SimStartupError(RuntimeError):
     """The simulator cannot start (unknown env, rendering unavailable); the message says why."""
 
 
-# MuJoCo aborts the process when off-screen rendering is tried again after it failed once, so
-# the first failure is remembered and reported for every later attempt.
-_render_failure: str | None = None
-
-
 def make_env(env_id: str, max_episode_steps: int, render_size: tuple[int, int] | None = None):
-    """The gymnasium env; with ``render_size`` it renders RGB frames or raises SimStartupError."""
-    global _render_failure
+    """The gymnasium env; with ``render_size`` it renders RGB frames or raises SimStartupError.
+
+    A failed rendering probe is remembered by :func:`~diffuser_ros.rendering.make_render_env`
+    (MuJoCo aborts the process when off-screen rendering is retried), so later calls fail fast.
+    """
     import gymnasium as gym
 
-    if render_size is not None and _render_failure is not None:
-        raise SimStartupError(_render_failure)
     if render_size is not None:
-        prepare_headless_gl()
+        prepare_headless_gl()  # before the first gym.make imports mujoco and its GL back-end
 
     kwargs = {"max_episode_steps": max_episode_steps, "disable_env_checker": True}
     try:
@@ -119,26 +124,10 @@ def make_env(env_id: str, max_episode_steps: int, render_size: tuple[int, int] |
         raise SimStartupError(f"cannot create environment {env_id!r}: {exc}{hint}") from None
     if render_size is not None:
         env.close()  # the id is valid; now the same env with a renderer
-        env = None
         try:
-            env = gym.make(env_id, **render_kwargs(*render_size), **kwargs)
-            env.reset(seed=0)
-            frame = env.render()
-            if frame is None or np.asarray(frame).ndim != 3:
-                raise RuntimeError("render() returned no RGB frame")
-        except Exception as exc:  # noqa: BLE001 - mujoco.FatalError, GL import errors, ...
-            try:
-                if env is not None:
-                    env.close()
-            except Exception:  # noqa: BLE001, S110 - closing a half-made renderer may fail too
-                pass
-            _render_failure = (
-                "record_video needs off-screen MuJoCo rendering, which failed here with "
-                f"MUJOCO_GL={os.environ.get('MUJOCO_GL', 'glfw')} ({type(exc).__name__}: {exc}). "
-                "Headless: install Mesa EGL (Debian: libegl1 libegl-mesa0) and set MUJOCO_GL=egl, "
-                "or install libosmesa6 and set MUJOCO_GL=osmesa PYOPENGL_PLATFORM=osmesa; "
-                "or leave record_video empty.")
-            raise SimStartupError(_render_failure) from None
+            env = make_render_env(env_id, *render_size, **kwargs)
+        except RenderingUnavailableError as exc:
+            raise SimStartupError(f"record_video: {exc} Or leave record_video empty.") from None
     return env
 
 
@@ -181,14 +170,10 @@ class HopperSimNode(Node):
         render = (p["video_width"], p["video_height"]) if p["record_video"] else None
         self._env = make_env(p["env_id"], p["max_episode_steps"], render)
         if p["record_video"]:
-            import imageio.v2 as imageio
-
-            rate = 1.0 / self._env.unwrapped.dt
-            self._frame_every = max(1, round(rate / VIDEO_FPS))  # players cap GIF frame rates
             try:
-                self._writer = imageio.get_writer(p["record_video"],
-                                                  fps=rate / self._frame_every)
-            except Exception as exc:  # noqa: BLE001
+                self._writer = VideoRecorder(p["record_video"], 1.0 / self._env.unwrapped.dt,
+                                             fps=VIDEO_FPS)
+            except Exception as exc:  # noqa: BLE001 - bad suffix, no ffmpeg, unwritable path
                 raise SimStartupError(f"cannot write video {p['record_video']}: {exc}") from None
         self._joint_names = joint_layout(self._env)
         self._act_dim = int(self._env.action_space.shape[0])
@@ -215,6 +200,12 @@ class HopperSimNode(Node):
         self._slowest_answer = 0.0   # longest time from a state to the action that answered it
         self._known_subscribers = 0
         self._awaiting_reset = False
+        # held until the controller is engaged (and, in realtime, has sent its first action)
+        self._engaged: bool | None = None if p["controller_engaged_topic"] else True
+        self._engaged_topic = p["controller_engaged_topic"]
+        self._action_since_engaged = False
+        self._held_actions = 0   # actions that arrived while held (not applied)
+        self.finished_at: float | None = None
 
         self._state_pub = self.create_publisher(JointState, p["state_topic"], 10)
         self._clock_pub = self.create_publisher(Clock, "/clock", 10)
@@ -225,6 +216,11 @@ class HopperSimNode(Node):
         self._action_sub = self.create_subscription(
             Float64MultiArray, p["action_topic"], self._on_action, 10)
         self._reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
+        if self._engaged_topic:
+            self._engaged_sub = self.create_subscription(
+                Bool, self._engaged_topic, self._on_engaged,
+                QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self._planner_reset = self.create_client(Trigger, p["planner_reset_service"]) \
             if p["planner_reset_service"] else None
         steady = RosClock(clock_type=ClockType.STEADY_TIME)  # wall time, whatever use_sim_time
@@ -252,6 +248,33 @@ class HopperSimNode(Node):
         return list(self._results)
 
     @property
+    def held(self) -> bool:
+        """True while the simulation waits for the controller (see controller_engaged_topic)."""
+        if not self._engaged:
+            return True
+        return self._mode == "realtime" and not self._action_since_engaged
+
+    def progress(self) -> dict:
+        """The running episode: its number, steps and return so far, and the run's steps."""
+        return {"episode": self._episode + 1, "length": self._ep_length,
+                "return": self._ep_return, "steps": self._steps, "held": self.held}
+
+    @property
+    def controller_engaged(self) -> bool:
+        """What the controller last said on controller_engaged_topic (True without one)."""
+        return bool(self._engaged)
+
+    @property
+    def applied_action(self) -> np.ndarray:
+        """Realtime mode: the action the step timer applies (held until the next one)."""
+        return self._action.copy()
+
+    @property
+    def steps(self) -> int:
+        """Steps simulated in the whole run."""
+        return self._steps
+
+    @property
     def sim_time(self) -> float:
         return (START_TIME_NS + self._steps * self._dt_ns) * 1e-9
 
@@ -267,9 +290,24 @@ class HopperSimNode(Node):
         self._ep_started = time.monotonic()
         self._frame()
 
+    def _on_engaged(self, msg: Bool) -> None:
+        was = self.held
+        self._engaged = bool(msg.data)
+        if not self._engaged:
+            self._action_since_engaged = False
+        if self.held != was:
+            self.get_logger().info(
+                f"{'holding the simulation' if self.held else 'running'}: controller "
+                f"{'engaged' if self._engaged else 'not engaged'} ({self._engaged_topic})")
+        if self._engaged and self._mode == "lockstep" and not self.finished:
+            self._publish_state()  # resume the loop from where it stood
+
     def _on_action(self, msg: Float64MultiArray) -> None:
         if self.finished:
             return
+        if not self._engaged:
+            self._held_actions += 1
+            return  # held: the controller is not engaged (e-stop, inactive)
         action = np.asarray(msg.data, dtype=np.float64)
         if action.shape != (self._act_dim,) or not np.isfinite(action).all():
             self._rejected += 1
@@ -280,6 +318,7 @@ class HopperSimNode(Node):
                 self._publish_state()  # keep the loop going
             return
         self._last_action_time = time.monotonic()
+        self._action_since_engaged = True
         if self._mode == "realtime":
             self._action = action
             return
@@ -288,7 +327,7 @@ class HopperSimNode(Node):
         self._step(action)
 
     def _on_tick(self) -> None:
-        if self.finished:
+        if self.finished or self.held:
             return
         if self._last_action_time is None or \
                 time.monotonic() - self._last_action_time > self._action_timeout:
@@ -298,6 +337,13 @@ class HopperSimNode(Node):
     def _on_kick(self) -> None:
         """Lockstep: re-send the state when the loop has not started or has stalled."""
         if self.finished:
+            return
+        if self.held:
+            if self._engaged is None:
+                self.get_logger().info(
+                    f"holding the simulation until the controller is engaged "
+                    f"({self._engaged_topic}; controller_engaged_topic:='' runs without)",
+                    throttle_duration_sec=5.0)
             return
         count = self._state_pub.get_subscription_count()
         fresh_subscriber = count > self._known_subscribers and self._last_action_time is None
@@ -361,6 +407,7 @@ class HopperSimNode(Node):
 
     def _finish(self) -> None:
         self._run_ended = time.monotonic()
+        self.finished_at = self._run_ended
         self._step_timer.cancel()
         self._close_outputs()  # the video is complete before anyone hears we are done
         self.finished = True
@@ -385,6 +432,7 @@ class HopperSimNode(Node):
             "steps": self._steps, "wall_time_s": round(wall, 4),
             "steps_per_s": self._steps / wall if wall > 0 else math.nan,
             "rejected_actions": self._rejected,
+            "actions_while_held": self._held_actions,
         }
 
     # -- outputs ----------------------------------------------------------------------------
@@ -404,8 +452,8 @@ class HopperSimNode(Node):
             callback(dict(stats))
 
     def _frame(self) -> None:
-        if self._writer is not None and self._steps % self._frame_every == 0:
-            self._writer.append_data(np.array(self._env.render(), copy=True))
+        if self._writer is not None and self._writer.due(self._steps):
+            self._writer.add(self._env.render())
 
     def _close_outputs(self) -> None:
         if self._writer is not None:
@@ -427,18 +475,14 @@ class HopperSimNode(Node):
         return response
 
 
-def _spin_until_finished(node: HopperSimNode) -> None:
-    while rclpy.ok() and not node.finished:
-        rclpy.spin_once(node, timeout_sec=0.1)
-    deadline = time.monotonic() + 0.5  # let the summary reach its subscribers
-    while rclpy.ok() and time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.05)
+def _done(node: HopperSimNode) -> bool:
+    """Finished, and the summary had half a second to reach its subscribers."""
+    return node.finished_at is not None and time.monotonic() - node.finished_at > 0.5
 
 
 def main(args=None) -> None:
     """Entry point: spin the simulator until ``max_episodes`` are done (or Ctrl-C)."""
-    run_node(args, HopperSimNode, _spin_until_finished, (SimStartupError, ParameterError),
-             NODE_NAME)
+    run_node(args, HopperSimNode, (SimStartupError, ParameterError), NODE_NAME, done=_done)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
 
-from diffuser_ros.planning import PlannerConfig
+from diffuser_ros.planning import PRESETS, PlannerConfig
+from diffuser_ros.settings import settings_of
 
 INT32_MAX = 2**31 - 1
 
@@ -56,28 +57,28 @@ class ParamSpec:
             raise ValueError(f"{self.name} must be one of {list(self.choices)}, got {value!r}")
 
 
-# Ranges of the PlannerConfig fields; PlannerConfig.validate still has the last word
-# (e.g. warm_start_steps <= n_denoise_steps, n_denoise_steps <= the model's diffusion steps).
-_CONFIG_RANGES: dict[str, dict] = {
-    "n_candidates": {"int_range": (1, 65536)},
-    "n_denoise_steps": {"int_range": (1, 10000)},
-    "sampler": {"choices": ("ddpm", "ddim")},
-    "ddim_eta": {"float_range": (0.0, 1.0)},
-    "n_guide_steps": {"int_range": (0, 1000)},
-    "guide_scale": {"float_range": (0.0, 1000.0)},
-    "t_stopgrad": {"int_range": (0, 10000)},
-    "warm_start_steps": {"int_range": (1, 10000)},
-    "seed": {"int_range": (-1, INT32_MAX)},
-}
-
 CONFIG_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PlannerConfig))
 
 
-def planner_config_specs() -> list[ParamSpec]:
-    """One parameter per PlannerConfig field: same name, default and description."""
-    defaults, docs = PlannerConfig(), PlannerConfig.docs()
-    return [ParamSpec(name, getattr(defaults, name), docs[name], **_CONFIG_RANGES.get(name, {}))
-            for name in CONFIG_FIELDS]
+def specs_from_settings(cls, defaults: dict[str, Any] | None = None) -> list[ParamSpec]:
+    """One parameter per field of a settings dataclass (:mod:`diffuser_ros.settings`): same name,
+    doc, range, choices and unit; ``defaults`` replace field defaults (e.g. a preset's)."""
+    specs = []
+    for info in settings_of(cls):
+        default = (defaults or {}).get(info.name, info.default)
+        rng = {}
+        if info.range is not None:
+            key = "int_range" if info.kind is int else "float_range"
+            rng[key] = tuple(info.kind(v) for v in info.range)
+        specs.append(ParamSpec(info.name, info.kind(default), info.doc,
+                               read_only=not info.runtime, choices=info.choices,
+                               unit=info.unit, **rng))
+    return specs
+
+
+def planner_config_specs(preset_name: str = "") -> list[ParamSpec]:
+    """One parameter per PlannerConfig field; defaults are the preset's values where it has one."""
+    return specs_from_settings(PlannerConfig, PRESETS.get(preset_name, {}))
 
 
 def coerce_config_value(name: str, value: Any) -> Any:

@@ -1,48 +1,47 @@
-"""``planner_node``: value-guided diffusion planning (Janner et al., 2022) as a ROS 2 node.
+"""``planner_node``: value-guided diffusion planning (Janner et al., 2022) as a managed ROS 2 node.
 
-Receding horizon: every new state is planned from, and the first action of the best plan is
-published. Topics, services and parameters are listed in ``docs/ros.md``.
+A thin adapter around :class:`~diffuser_ros.control.RecedingHorizonController`, which holds the
+control logic (mailbox, planning thread, safety decision, execution, statistics); this module
+maps ROS parameters, topics, services, timers and diagnostics onto it. Interfaces, parameters and
+behaviour per mode: ``docs/ros.md``.
 
-Threading
----------
-Planning runs on one dedicated **worker thread**; the executor (any, even single-threaded) only
-runs the light callbacks: state subscription, watchdog, diagnostics, services and parameter
-changes. The state callback stores the newest valid state in a one-slot mailbox and notifies the
-worker, so planning always uses the newest state and never works through a backlog, and the
-watchdog / e-stop keep their rate however long a plan takes (torch releases the GIL while it
-computes). A worker thread rather than a MultiThreadedExecutor with callback groups keeps exactly
-one plan in flight without re-entrancy reasoning and works whichever executor spins the node.
+Lifecycle (``rclpy.lifecycle``, as ros2_control controllers):
 
-Settings changed at runtime are validated in the parameter callback (``PlannerConfig.replace`` +
-the model's limits + device availability) and stashed; the worker applies them with
-``planner.configure`` just before its next plan, never mid-plan. A device change moves the model
-between two plans. ``~/reset`` and e-stop release likewise flag a ``planner.reset()`` for the
-worker.
+* ``configure`` loads the model and warms it up (a missing or corrupt model fails the transition,
+  naming the file), creates the interfaces and starts the planning thread;
+* ``activate`` starts answering states (``~/engaged`` goes true);
+* ``deactivate`` publishes the safe action once and stops answering (``~/engaged`` false);
+* ``cleanup`` / ``shutdown`` stop the thread and release the model.
 
-Output ordering: the worker publishes a planned action and the e-stop/watchdog publish zeros under
-one lock; once ``~/estop`` has answered, no planned action follows.
+With ``autostart`` (the default) the node configures and activates itself at start-up, so
+``ros2 run`` / ``ros2 launch`` start a working controller in one line; ``autostart:=false``
+leaves it unconfigured for ``ros2 lifecycle set``.
+
+Parameters: the planner settings (:class:`~diffuser_ros.planning.PlannerConfig`) take their
+defaults from ``preset``; any value given explicitly (YAML, ``-p``) wins over the preset. Runtime
+changes are validated in the on-set callback and applied by the controller between two plans.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
-import threading
-import time
-from dataclasses import dataclass
 
-import numpy as np
-import rclpy
+from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, MultiArrayDimension, MultiArrayLayout
+from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from diffuser_ros.control import Command, ControllerSettings, RecedingHorizonController
 from diffuser_ros.nodes.entry import run_node
 from diffuser_ros.nodes.observation import HOPPER_JOINTS, JointStateMapping, check_observation
 from diffuser_ros.nodes.parameters import (
@@ -52,9 +51,10 @@ from diffuser_ros.nodes.parameters import (
     coerce_config_value,
     declare_parameters,
     planner_config_specs,
+    specs_from_settings,
 )
-from diffuser_ros.nodes.stats import LatencyWindow
 from diffuser_ros.planning import (
+    DEFAULT_PRESET,
     PRESETS,
     CheckpointError,
     PlannerConfig,
@@ -68,12 +68,20 @@ NODE_NAME = "planner_node"
 STATE_INPUTS = ("joint_states", "observation")
 RELIABILITIES = ("reliable", "best_effort")
 WARN_THROTTLE_S = 2.0
+HOPPER_ACTION_JOINTS = ("thigh_joint", "leg_joint", "foot_joint")
+CONTROLLER_FIELDS = tuple(info.name for info in specs_from_settings(ControllerSettings))
+_LOG_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
+               logging.ERROR: "error"}
+
+PRESET_SPEC = ParamSpec(
+    "preset", DEFAULT_PRESET, "Base values of the planner settings: "
+    + ", ".join(sorted(PRESETS)) + " or '' (the PlannerConfig defaults). At start-up every "
+    "planner setting given explicitly wins over it; set at runtime, it writes its values into "
+    "the settings.", choices=("",) + tuple(sorted(PRESETS)))
 
 NODE_SPECS: list[ParamSpec] = [
-    ParamSpec("preset", "realtime", "'' = use the individual planner parameters; a preset name "
-              "(" + ", ".join(sorted(PRESETS)) + ") writes its values into them (at start-up it "
-              "overrides them; at runtime it is applied on top of the current settings).",
-              choices=("",) + tuple(sorted(PRESETS))),
+    ParamSpec("autostart", True, "Configure and activate at start-up; false leaves the node "
+              "unconfigured for 'ros2 lifecycle set'.", read_only=True),
     ParamSpec("model_path", "", "Planner checkpoint folder; '' = the shipped Hopper model "
               "(diffuser_ros/models/hopper).", read_only=True),
     ParamSpec("state_input", "joint_states", "Where the state comes from: 'joint_states' "
@@ -83,8 +91,8 @@ NODE_SPECS: list[ParamSpec] = [
               read_only=True),
     ParamSpec("observation_topic", "observation", "Float64MultiArray observation topic "
               "(state_input 'observation').", read_only=True),
-    ParamSpec("action_topic", "action", "Float64MultiArray topic the first planned action is "
-              "published on (a forward command controller's 'commands').", read_only=True),
+    ParamSpec("action_topic", "action", "Float64MultiArray topic the actions go out on (a "
+              "forward command controller's 'commands').", read_only=True),
     ParamSpec("qos_depth", 1, "History depth of the state subscription (1 = newest only).",
               read_only=True, int_range=(1, 1000)),
     ParamSpec("qos_reliability", "reliable", "Reliability of the state subscription.",
@@ -95,168 +103,228 @@ NODE_SPECS: list[ParamSpec] = [
               "the observation (Hopper-v5: 1, root x).", read_only=True, int_range=(0, 1000)),
     ParamSpec("velocity_clip", 10.0, "Joint velocities are clipped to +-velocity_clip (Hopper-v5: "
               "10); 0 disables.", read_only=True, float_range=(0.0, 1e9)),
-    ParamSpec("state_timeout", 0.5, "A state older than this (stamp vs node clock; simulation "
-              "time with use_sim_time) or none for this long makes the node publish zero actions.",
-              float_range=(1e-3, 3600.0), unit="s"),
-    ParamSpec("control_period", 0.008, "Control period: the watchdog's rate and the planning "
-              "deadline counted in diagnostics (Hopper-v5: 0.008).",
-              float_range=(1e-4, 10.0), unit="s"),
+    ParamSpec("action_joints", list(HOPPER_ACTION_JOINTS), "The joints the action's entries "
+              "drive, in order (names of ~/planned_trajectory).", read_only=True),
     ParamSpec("diagnostics_period", 1.0, "Period of the /diagnostics status.", read_only=True,
               float_range=(0.01, 60.0), unit="s"),
     ParamSpec("torch_threads", 0, "CPU threads torch plans with (torch.set_num_threads, for "
               "the whole process); 0 = auto: one fewer than the machine's cores, leaving one "
               "to the simulator and DDS.", read_only=True, int_range=(0, 1024)),
-    ParamSpec("latency_window", 100, "Number of recent plans the latency statistics cover.",
-              read_only=True, int_range=(1, 100000)),
 ]
 
-PLANNER_SPECS: list[ParamSpec] = planner_config_specs() + NODE_SPECS
+
+def parameter_specs(preset_name: str = DEFAULT_PRESET) -> list[ParamSpec]:
+    """Every parameter of the node, planner defaults taken from ``preset_name``."""
+    return ([PRESET_SPEC] + planner_config_specs(preset_name)
+            + specs_from_settings(ControllerSettings) + NODE_SPECS)
+
+
+PLANNER_SPECS = parameter_specs()
 
 
 class StartupError(RuntimeError):
     """The node cannot start; the message says why (logged without a traceback)."""
 
 
-@dataclass
-class _State:
-    observation: np.ndarray
-    stamp_ns: int          # stamp on the node clock's time base
-    key: int | None        # message stamp used to spot re-sent states (None: no stamp)
-
-
-def config_from_parameters(values: dict) -> PlannerConfig:
-    """The effective planner settings: the individual fields, overridden by ``preset``."""
-    config = PlannerConfig(**{name: values[name] for name in CONFIG_FIELDS})
-    if values.get("preset"):
-        config = config.replace(**PRESETS[values["preset"]])
-    return config
-
-
-class PlannerNode(Node):
-    """Receding-horizon diffusion planner. ``node_kwargs`` go to ``rclpy.node.Node``."""
+class PlannerNode(LifecycleNode):
+    """Managed receding-horizon diffusion planner. ``node_kwargs`` go to ``LifecycleNode``."""
 
     def __init__(self, node_name: str = NODE_NAME, **node_kwargs):
         super().__init__(node_name, **node_kwargs)
-        self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
+        self.planner = None
+        self.controller: RecedingHorizonController | None = None
+        self.configure_error = ""
+        self._interfaces: list = []
+        self._engaged_pub = None
+        self._sync_parameters: list[Parameter] = []
         try:
-            self._setup()
-        except BaseException:
+            preset_value = self.declare_parameter(
+                PRESET_SPEC.name, PRESET_SPEC.default, PRESET_SPEC.descriptor()).value
+            if preset_value not in PRESET_SPEC.choices:
+                raise ParameterError(f"preset must be one of {list(PRESET_SPEC.choices)}, "
+                                     f"got {preset_value!r}")
+            self._p = {"preset": preset_value,
+                       **declare_parameters(self, parameter_specs(preset_value)[1:])}
+            self._config = PlannerConfig(**{n: self._p[n] for n in CONFIG_FIELDS})
+            self._settings = ControllerSettings(**{n: self._p[n] for n in CONTROLLER_FIELDS})
+            self._mapping = JointStateMapping(tuple(self._p["joint_names"]),
+                                              self._p["position_skip"], self._p["velocity_clip"])
+            resolve_device(self._config.device)
+        except ParameterError:
             self.destroy_node()
             raise
-
-    # -- start-up ---------------------------------------------------------------------------
-    def _setup(self) -> None:
-        try:
-            p = declare_parameters(self, PLANNER_SPECS)
-            config = config_from_parameters(p)
-            self._mapping = JointStateMapping(tuple(p["joint_names"]), p["position_skip"],
-                                              p["velocity_clip"])
         except ValueError as exc:
+            self.destroy_node()
             raise StartupError(f"invalid parameter: {exc}") from None
-        self._state_input = p["state_input"]
-        self._state_timeout = float(p["state_timeout"])
-        self._control_period = float(p["control_period"])
-        self._preset = p["preset"]
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._after_set_parameters)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        # Says why nothing happens when simulation time never starts (no /clock).
+        self._clock_check = self.create_timer(WARN_THROTTLE_S, self._check_clock, clock=steady)
 
+    # -- start-up / shutdown ----------------------------------------------------------------
+    def autostart(self) -> None:
+        """configure + activate (raises StartupError with the reason when configure fails)."""
+        if not self._p["autostart"]:
+            self.get_logger().info("autostart is false: waiting for 'ros2 lifecycle set "
+                                   f"{self.get_fully_qualified_name()} configure'")
+            return
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise StartupError(self.configure_error or "configure failed")
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            raise StartupError("activate failed")
+
+    def shutdown(self) -> None:
+        """The lifecycle shutdown transition (safe action out, worker stopped, model released)."""
+        label = self.lifecycle_state
+        if label in ("unconfigured", "inactive", "active"):
+            self.trigger_shutdown()
+
+    @property
+    def lifecycle_state(self) -> str:
+        """The current lifecycle state's label ('unconfigured', 'inactive', 'active', ...)."""
+        return self._state_machine.current_state[1]
+
+    def destroy_node(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+        super().destroy_node()
+
+    # -- lifecycle transitions --------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except (CheckpointError, StartupError) as exc:
+            self.configure_error = str(exc)
+            self.get_logger().error(f"configure failed: {exc}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.controller.activate()
+        self._engaged_pub.publish(Bool(data=not self.controller.estop))
+        self.get_logger().info("active: answering states")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._engaged_pub.publish(Bool(data=False))
+        self.controller.deactivate()
+        self.get_logger().info("inactive: safe action published, not planning")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.controller is not None and self.controller.active:
+            self.on_deactivate(state)
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        p = self._p
         model_path = p["model_path"] or str(default_model_path())
+        threads = set_cpu_threads(p["torch_threads"])
         # Load with the checkpoint's architecture, then apply the ROS settings, so a setting the
         # model cannot take is reported as a parameter error, not as a corrupt checkpoint.
+        self.planner = load_planner(model_path, device=self._config.device)  # CheckpointError
         try:
-            resolve_device(config.device)
-        except ValueError as exc:
-            raise StartupError(f"invalid parameter device: {exc}") from None
-        self._torch_threads = set_cpu_threads(p["torch_threads"])
-        self.planner = load_planner(model_path, device=config.device)  # CheckpointError
-        try:
-            self.planner.configure(config)
+            self.planner.configure(self._config)
         except ValueError as exc:
             raise StartupError(f"invalid planner parameters for model {model_path}: {exc}") \
                 from None
         spec = self.planner.spec
-        if self._state_input == "joint_states" and \
+        if p["state_input"] == "joint_states" and \
                 self._mapping.observation_dim != spec.observation_dim:
             raise StartupError(
                 f"joint mapping gives {self._mapping.observation_dim} observation values "
                 f"({len(self._mapping.joint_names)} joints, position_skip "
-                f"{self._mapping.position_skip}) but the model expects {spec.observation_dim}")
-        self._config = config
-        if self._preset:  # show the effective values in the individual parameters
-            self.set_parameters([Parameter(n, value=coerce_config_value(n, getattr(config, n)))
-                                 for n in PRESETS[self._preset]])
+                f"{self._mapping.position_skip}) but model {model_path} expects "
+                f"{spec.observation_dim}")
+        if len(p["action_joints"]) != spec.action_dim:
+            raise StartupError(f"action_joints names {len(p['action_joints'])} joints but model "
+                               f"{model_path} has {spec.action_dim} actions")
+        warmup = self._warm_up()
+        self.controller = RecedingHorizonController(
+            self.planner, self._settings, clock=lambda: self.get_clock().now().nanoseconds,
+            emit=self._publish, log=self._log)
+        self._create_interfaces()
+        self.controller.start()
+        self.get_logger().info(
+            f"model {model_path} ({spec.env_id or 'unknown env'}: {spec.observation_dim} obs, "
+            f"{spec.action_dim} actions, horizon {spec.horizon}) on {self.planner.device} "
+            f"(torch_threads {threads}); warm-up plan {warmup * 1e3:.0f} ms")
+        self.get_logger().info(
+            f"preset {p['preset']!r}: {_describe(self._config)}; state from "
+            f"{self._state_sub.topic_name} ({p['state_input']}), actions on "
+            f"{self._action_pub.topic_name}; {_describe(self._settings)}")
 
-        # Warm-up: the first plan pays for lazy initialisation; not counted in the statistics.
-        start = time.perf_counter()
+    def _warm_up(self) -> float:
+        """The first plan pays for lazy initialisation; not counted in the statistics."""
+        clock = Clock(clock_type=ClockType.STEADY_TIME)
+        start = clock.now()
         self.planner.plan(self.planner.normalizer.observation_mean)
-        warmup = time.perf_counter() - start
         self.planner.reset()
+        return (clock.now() - start).nanoseconds * 1e-9
 
-        self._zero = Float64MultiArray(data=[0.0] * spec.action_dim)
-        self._settings_lock = threading.Lock()
-        self._pending_config: PlannerConfig | None = None
-        self._reset_requested = False
-        self._sync_parameters: list[Parameter] = []
-        self._output_lock = threading.Lock()
-        self._cv = threading.Condition()
-        self._newest: _State | None = None
-        self._newest_stamp_ns: int | None = None
-        self._in_progress_key: int | None = None
-        self._answered_key: int | None = None
-        self._answered_msg: Float64MultiArray | None = None
-        self._estop = False
-        self._latency = LatencyWindow(p["latency_window"], deadline=self._control_period)
-        self._last_value = math.nan
-        self._rejected = 0
-        self._safe_actions = 0
-        self._resets = 0
-        self._no_state_since_ns: int | None = None
-        self._safe_reason = ""  # why zeros are being published ("" = they are not)
-
-        # -- interfaces -----------------------------------------------------------------------
+    def _create_interfaces(self) -> None:
+        p = self._p
         reliability = ReliabilityPolicy.RELIABLE if p["qos_reliability"] == "reliable" \
             else ReliabilityPolicy.BEST_EFFORT
         state_qos = QoSProfile(depth=p["qos_depth"], reliability=reliability)
-        if self._state_input == "joint_states":
+        if p["state_input"] == "joint_states":
             self._state_sub = self.create_subscription(
                 JointState, p["state_topic"], self._on_joint_state, state_qos)
         else:
             self._state_sub = self.create_subscription(
                 Float64MultiArray, p["observation_topic"], self._on_observation, state_qos)
         self._action_pub = self.create_publisher(Float64MultiArray, p["action_topic"], 10)
-        self._trajectory_pub = self.create_publisher(
-            Float64MultiArray, "~/planned_trajectory", 1)
+        self._trajectory_pub = self.create_publisher(JointTrajectory, "~/planned_trajectory", 1)
+        self._engaged_pub = self.create_publisher(Bool, "~/engaged", QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._estop_srv = self.create_service(SetBool, "~/estop", self._on_estop)
-        self._reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
+        services = [self.create_service(SetBool, "~/estop", self._on_estop),
+                    self.create_service(Trigger, "~/reset", self._on_reset)]
         # Wall-clock timers: they keep running when simulation time stands still (lockstep).
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self._watchdog = self.create_timer(self._control_period, self._on_watchdog, clock=steady)
-        self._diagnostics_timer = self.create_timer(p["diagnostics_period"],
-                                                    self._publish_diagnostics, clock=steady)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.add_post_set_parameters_callback(self._after_set_parameters)
+        self._tick_timer = self.create_timer(self._settings.control_period, self._on_tick,
+                                             clock=steady)
+        timers = [self._tick_timer,
+                  self.create_timer(p["diagnostics_period"], self._publish_diagnostics,
+                                    clock=steady)]
+        self._engaged_pub.publish(Bool(data=False))
+        self._interfaces = [self._state_sub, self._action_pub, self._trajectory_pub,
+                            self._engaged_pub, self._diagnostics_pub, *services, *timers]
 
-        topic = self._state_sub.topic_name
-        self.get_logger().info(
-            f"model {model_path} ({spec.env_id or 'unknown env'}: {spec.observation_dim} obs, "
-            f"{spec.action_dim} actions, horizon {spec.horizon}) on {self.planner.device} "
-            f"(torch_threads {self._torch_threads}); warm-up plan {warmup * 1e3:.0f} ms")
-        self.get_logger().info(
-            f"settings: {self._describe(config)}; state from {topic} ({self._state_input}), "
-            f"actions on {self._action_pub.topic_name}, state_timeout {self._state_timeout} s, "
-            f"control_period {self._control_period} s")
-        self._worker = threading.Thread(target=self._run, name="diffusion_planner", daemon=True)
-        self._worker.start()
+    def _release(self) -> None:
+        """Stop the planning thread, destroy the interfaces and drop the model."""
+        if self.controller is not None:
+            self.controller.stop()
+        for entity in self._interfaces:
+            for destroy in (self.destroy_timer, self.destroy_subscription,
+                            self.destroy_publisher, self.destroy_service):
+                try:
+                    if destroy(entity):
+                        break
+                except (TypeError, AttributeError):
+                    continue
+        self._interfaces = []
+        self._engaged_pub = None
+        self.controller = None
+        if self.planner is not None:
+            device = self.planner.device
+            self.planner = None
+            if device.type == "cuda":
+                import torch
 
-    def destroy_node(self) -> None:
-        self._stop.set()
-        cv = getattr(self, "_cv", None)
-        if cv is not None:
-            with cv:
-                cv.notify_all()
-        if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(timeout=60.0)
-        super().destroy_node()
+                torch.cuda.empty_cache()
 
     # -- inputs -----------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
@@ -265,8 +333,8 @@ class PlannerNode(Node):
         except ValueError as exc:
             self._reject(str(exc))
             return
-        key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        self._offer(obs, key if key > 0 else None)
+        stamp = Time.from_msg(msg.header.stamp).nanoseconds
+        self.controller.offer(obs, stamp or None)
 
     def _on_observation(self, msg: Float64MultiArray) -> None:
         try:
@@ -274,165 +342,97 @@ class PlannerNode(Node):
         except ValueError as exc:
             self._reject(str(exc))
             return
-        self._offer(obs, None)
+        self.controller.offer(obs)
 
     def _reject(self, reason: str) -> None:
-        self._rejected += 1
+        self.controller.reject(reason)
         self.get_logger().warning(f"rejected state (not planned on): {reason}",
-                               throttle_duration_sec=WARN_THROTTLE_S)
+                                  throttle_duration_sec=WARN_THROTTLE_S)
 
-    def _offer(self, obs: np.ndarray, key: int | None) -> None:
-        stamp_ns = key if key is not None else self.get_clock().now().nanoseconds
-        with self._cv:
-            self._newest_stamp_ns = stamp_ns
-            if key is not None and key == self._in_progress_key:
-                return  # the same state re-sent while we plan on it: its action is coming
-            self._newest = _State(obs, stamp_ns, key)
-            self._cv.notify()
+    # -- outputs ----------------------------------------------------------------------------
+    def _publish(self, command: Command) -> None:
+        """The controller's output (called under its output lock)."""
+        if not self.context.ok():
+            return  # shutting down: nothing may be published any more
+        self._action_pub.publish(Float64MultiArray(data=command.action.reshape(-1).tolist()))
+        if command.kind == "plan" and self._trajectory_pub.get_subscription_count() > 0:
+            self._trajectory_pub.publish(self.trajectory_message(command))
 
-    def state_age(self) -> float | None:
-        """Seconds between the newest valid state's stamp and the node clock (None: no state).
+    def trajectory_message(self, command: Command) -> JointTrajectory:
+        """The chosen plan as a JointTrajectory of the actuated joints: predicted positions and
+        velocities (when the observation holds them), planned actions as ``effort``, stamped with
+        the state the plan started from, one point per control period."""
+        plan = command.plan
+        actions, observations = plan.best_actions, plan.best_observations
+        joints = list(self._p["action_joints"])
+        pos_idx, vel_idx = self._joint_indices(joints)
+        msg = JointTrajectory(joint_names=joints)
+        msg.header.stamp = Time(nanoseconds=command.stamp_ns or 0).to_msg()
+        period_ns = self.controller.settings.control_period_ns
+        for k in range(actions.shape[0]):
+            t = k * period_ns
+            point = JointTrajectoryPoint(
+                effort=actions[k].tolist(),
+                time_from_start=Duration(sec=t // 1_000_000_000, nanosec=t % 1_000_000_000))
+            if pos_idx is not None:
+                point.positions = observations[k, pos_idx].tolist()
+                point.velocities = observations[k, vel_idx].tolist()
+            msg.points.append(point)
+        return msg
 
-        A stamp further in the future than ``state_timeout`` (clock reset, mismatched clocks)
-        counts as infinitely old.
-        """
-        stamp = self._newest_stamp_ns
-        return None if stamp is None else self._age(stamp)
+    def _joint_indices(self, joints: list[str]):
+        """Where each actuated joint's position and velocity sit in the observation."""
+        names = self._mapping.joint_names
+        skip = self._mapping.position_skip
+        if self._p["state_input"] != "joint_states" or \
+                any(j not in names or names.index(j) < skip for j in joints):
+            return None, None
+        n_pos = len(names) - skip
+        return ([names.index(j) - skip for j in joints],
+                [n_pos + names.index(j) for j in joints])
 
-    def _age(self, stamp_ns: int) -> float:
-        now = self.get_clock().now().nanoseconds
-        if now == 0:  # simulation time before the first /clock: no time has passed yet
-            return 0.0
-        age = (now - stamp_ns) * 1e-9
-        if age < -self._state_timeout:
-            return math.inf
-        return max(age, 0.0)
+    def _on_tick(self) -> None:
+        command = self.controller.tick()
+        if command is not None and command.kind == "safe":
+            hint = ""
+            if "clocks disagree" in command.reason:
+                hint = (" (state stamps and node clock disagree: use use_sim_time:=true when "
+                        "the state comes from a simulator publishing /clock)")
+            if self.controller.active and not self.controller.estop:
+                self.get_logger().warning(
+                    f"{command.reason} (state_timeout {self.controller.settings.state_timeout} "
+                    f"s): publishing the safe action{hint}",
+                    throttle_duration_sec=WARN_THROTTLE_S)
 
-    # -- worker -----------------------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with self._cv:
-                if self._newest is None:
-                    self._cv.wait(timeout=0.25)
-                state, self._newest = self._newest, None
-                if state is not None:
-                    self._in_progress_key = state.key
-            if state is None:
-                continue
-            try:
-                self._plan_and_publish(state)
-            except Exception as exc:  # noqa: BLE001 - the node must survive a failed plan
-                if self._stop.is_set() or not self.context.ok():
-                    break
-                self.get_logger().error(f"planning failed: {exc!r}",
-                                        throttle_duration_sec=WARN_THROTTLE_S)
-            finally:
-                with self._cv:
-                    self._in_progress_key = None
+    def _check_clock(self) -> None:
+        if self.get_clock().now().nanoseconds == 0:
+            self.get_logger().warning(
+                "use_sim_time is true but no /clock has been received: simulation time is 0, so "
+                "no state can be judged fresh or stale and nothing is published until a "
+                "simulator publishes /clock (or set use_sim_time:=false)",
+                throttle_duration_sec=10.0)
 
-    def _plan_and_publish(self, state: _State) -> None:
-        if self._estop:
-            return
-        if self._age(state.stamp_ns) > self._state_timeout:
-            return  # stale before we could start: the watchdog publishes the safe action
-        if state.key is not None and state.key == self._answered_key:
-            # A state we already answered, sent again (e.g. a lockstep simulator that did not
-            # get our action): send the same action again instead of planning twice.
-            with self._output_lock:
-                if not self._estop and self._answered_msg is not None:
-                    self._action_pub.publish(self._answered_msg)
-            return
-        self._apply_pending()
-        start = time.perf_counter()
-        plan = self.planner.plan(state.observation)
-        self._latency.add(time.perf_counter() - start)
-        self._last_value = float(plan.best_value)
-        msg = Float64MultiArray(data=plan.action.tolist())
-        with self._output_lock:
-            if self._estop:
-                return  # e-stop engaged while planning: drop the plan
-            self._action_pub.publish(msg)
-            self._answered_key, self._answered_msg = state.key, msg
-        if self._trajectory_pub.get_subscription_count() > 0:
-            self._trajectory_pub.publish(trajectory_message(plan.best_actions,
-                                                            plan.best_observations))
+    def _log(self, level: int, message: str) -> None:
+        getattr(self.get_logger(), _LOG_LEVELS.get(level, "info"))(message)
 
-    def _apply_pending(self) -> None:
-        with self._settings_lock:
-            config, self._pending_config = self._pending_config, None
-            reset, self._reset_requested = self._reset_requested, False
-        if config is not None:
-            before = self.planner.config
-            try:
-                self.planner.configure(config)
-            except ValueError as exc:  # validated already; e.g. a device vanished
-                self.get_logger().error(f"could not apply planner settings: {exc}")
-            else:
-                changed = {k: v for k, v in config.to_dict().items()
-                           if getattr(before, k) != v}
-                self.get_logger().info(f"applied planner settings {changed} "
-                                       f"(device {self.planner.device})")
-        if reset:
-            self.planner.reset()
-            self._resets += 1
-
-    # -- safety -----------------------------------------------------------------------------
-    def _publish_safe(self) -> None:
-        with self._output_lock:
-            self._action_pub.publish(self._zero)
-        self._safe_actions += 1
-
-    def _on_watchdog(self) -> None:
-        now = self.get_clock().now().nanoseconds
-        if self._estop:
-            self._safe_reason = "e-stop engaged"
-            self._publish_safe()
-            return
-        age = self.state_age()
-        if age is None:
-            if now == 0:  # simulation time that has not started: nothing to time out yet
-                return
-            if self._no_state_since_ns is None:
-                self._no_state_since_ns = now
-            waited = (now - self._no_state_since_ns) * 1e-9
-            if waited <= self._state_timeout:
-                return
-            self._safe_reason = f"no state received for {waited:.2f} s"
-        elif age > self._state_timeout:
-            self._safe_reason = f"state is {age:.3f} s old"
-        else:
-            self._safe_reason = ""
-            return
-        self._publish_safe()
-        hint = ""
-        if age is not None and (math.isinf(age) or age > 1e6):
-            hint = (" (state stamps and node clock disagree: use use_sim_time:=true when the "
-                    "state comes from a simulator publishing /clock)")
-        self.get_logger().warning(f"{self._safe_reason} (state_timeout {self._state_timeout} s): "
-                               f"publishing zero actions{hint}",
-                               throttle_duration_sec=WARN_THROTTLE_S)
-
+    # -- services ---------------------------------------------------------------------------
     def _on_estop(self, request: SetBool.Request, response: SetBool.Response):
-        with self._output_lock:
-            was = self._estop
-            self._estop = bool(request.data)
-            if self._estop:
-                self._action_pub.publish(self._zero)
-        if request.data:
-            response.message = "e-stop engaged: publishing zero actions, planning stopped"
+        engaged = bool(request.data)
+        if engaged:  # tell the robot first, then send the safe action
+            self._engaged_pub.publish(Bool(data=False))
+        self.controller.set_estop(engaged)
+        if engaged:
+            response.message = "e-stop engaged: publishing the safe action, planning stopped"
             self.get_logger().warning(response.message)
         else:
-            if was:
-                with self._settings_lock:
-                    self._reset_requested = True  # the warm-start plan is stale now
+            self._engaged_pub.publish(Bool(data=self.controller.active))
             response.message = "e-stop released: planning resumes on the next fresh state"
             self.get_logger().info(response.message)
         response.success = True
         return response
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
-        with self._settings_lock:
-            self._reset_requested = True
+        self.controller.request_reset()
         response.success = True
         response.message = "planner reset (warm start dropped) before the next plan"
         self.get_logger().info("reset requested: new episode")
@@ -440,119 +440,107 @@ class PlannerNode(Node):
 
     # -- parameters -------------------------------------------------------------------------
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        changes = {p.name: p.value for p in params if p.name in CONFIG_FIELDS}
+        """Validate (on-set); applied in the post-set callback and by the controller."""
         names = {p.name: p.value for p in params}
+        changes = {n: v for n, v in names.items() if n in CONFIG_FIELDS}
         preset_name = names.get("preset")
-        if preset_name is not None and preset_name != "" and preset_name not in PRESETS:
-            return SetParametersResult(successful=False, reason=(
-                f"unknown preset {preset_name!r}; use '' or one of {sorted(PRESETS)}"))
-        for name in ("state_timeout", "control_period"):
-            if name in names and not (isinstance(names[name], float) and names[name] > 0):
-                return SetParametersResult(successful=False,
-                                           reason=f"{name} must be a positive number of seconds")
         if preset_name:
             changes = {**PRESETS[preset_name], **changes}
-        if changes:
-            try:
-                candidate = self._config.replace(**changes)
-                candidate.validate(self.planner.schedule.num_train_timesteps)
-                resolve_device(candidate.device)
-            except (ValueError, TypeError) as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
-            if candidate != self._config:
-                self._config = candidate
-                with self._settings_lock:
-                    self._pending_config = candidate
-            if preset_name:
-                self._sync_parameters = [
-                    Parameter(n, value=coerce_config_value(n, getattr(candidate, n)))
-                    for n in PRESETS[preset_name] if n not in names]
-        if "state_timeout" in names:
-            self._state_timeout = names["state_timeout"]
-        if "control_period" in names:
-            self._control_period = names["control_period"]
+        try:
+            config = self._config.replace(**changes) if changes else self._config
+            if self.controller is not None:
+                self.controller.check_config(config)
+            else:
+                config.validate()
+                resolve_device(config.device)
+            settings = ControllerSettings(**{**self._settings.__dict__, **{
+                n: v for n, v in names.items() if n in CONTROLLER_FIELDS}})
+        except (ValueError, TypeError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._pending = (config, settings, [
+            Parameter(n, value=coerce_config_value(n, getattr(config, n)))
+            for n in PRESETS.get(preset_name or "", {}) if n not in names])
         return SetParametersResult(successful=True)
 
     def _after_set_parameters(self, params: list[Parameter]) -> None:
-        names = {p.name for p in params}
-        if "control_period" in names:
-            self._watchdog.timer_period_ns = int(self._control_period * 1e9)
-            self._latency.deadline = self._control_period
-        if "preset" in names:
-            self._preset = self.get_parameter("preset").value
-        sync, self._sync_parameters = self._sync_parameters, []
+        config, settings, sync = self._pending
+        if config != self._config:
+            self._config = config
+            if self.controller is not None:
+                self.controller.request_config(config)
+        if settings != self._settings:
+            self._settings = settings
+            if self.controller is not None:
+                self.controller.update_settings(**{n: getattr(settings, n)
+                                                   for n in CONTROLLER_FIELDS
+                                                   if n != "latency_window"})
+                self._tick_timer.timer_period_ns = settings.control_period_ns
+        for p in params:
+            if p.name == "preset":
+                self._p["preset"] = p.value
         if sync:  # show the preset's values in the individual parameters
             self.set_parameters(sync)
 
     # -- diagnostics ------------------------------------------------------------------------
     def diagnostics(self) -> DiagnosticStatus:
         """The node's current DiagnosticStatus (also published on /diagnostics)."""
-        lat = self._latency.summary()
-        age = self.state_age()
-        level, message = DiagnosticStatus.OK, "planning"
-        if self._estop:
-            level, message = DiagnosticStatus.WARN, "e-stop engaged: publishing zero actions"
-        elif self._safe_reason:
-            level = DiagnosticStatus.WARN
-            message = f"{self._safe_reason}: publishing zero actions"
-        elif age is None:
-            level, message = DiagnosticStatus.WARN, "waiting for the first state"
-        elif lat["window"] and lat["mean"] > self._control_period:
-            level = DiagnosticStatus.WARN
-            message = (f"planning ({lat['mean'] * 1e3:.1f} ms mean) is slower than "
-                       f"control_period ({self._control_period * 1e3:.1f} ms)")
-        cfg = self.planner.config
+        if self.controller is None:
+            return DiagnosticStatus(level=DiagnosticStatus.WARN, name=self._diagnostics_name(),
+                                    message=f"{self.lifecycle_state}: no model loaded")
+        s = self.controller.status()
+        message = s.message
+        if s.message.startswith("waiting for the clock"):
+            message += " (use_sim_time is true and no /clock has been received)"
         values = {
-            "plans": lat["count"],
-            "latency_mean_ms": _ms(lat["mean"]),
-            "latency_p95_ms": _ms(lat["p95"]),
-            "latency_max_ms": _ms(lat["max"]),
-            "latency_window": lat["window"],
-            "deadline_ms": _ms(self._control_period),
-            "deadline_misses": lat["deadline_misses"],
-            "deadline_misses_window": lat["window_misses"],
-            "state_age_s": "none" if age is None else f"{age:.4f}",
-            "state_input": self._state_input,
-            "rejected_states": self._rejected,
-            "safe_actions": self._safe_actions,
-            "best_value": f"{self._last_value:.4f}",
-            "estop": str(self._estop).lower(),
-            "device": str(self.planner.device),
-            "torch_threads": self._torch_threads,
-            "resets": self._resets,
-            "preset": self._preset,
-            "n_candidates": cfg.n_candidates,
-            "n_denoise_steps": cfg.n_denoise_steps,
-            "sampler": cfg.sampler,
-            "warm_start": str(cfg.warm_start).lower(),
+            "lifecycle_state": self.lifecycle_state,
+            "plans": s.plans,
+            "latency_mean_ms": _ms(s.latency["mean"]),
+            "latency_p95_ms": _ms(s.latency["p95"]),
+            "latency_max_ms": _ms(s.latency["max"]),
+            "action_delay_mean_ms": _ms(s.delay["mean"]),
+            "action_delay_p95_ms": _ms(s.delay["p95"]),
+            "latency_window": s.latency["window"],
+            "deadline_ms": _ms(s.settings.control_period),
+            "deadline_misses": s.delay["deadline_misses"],
+            "deadline_misses_window": s.delay["window_misses"],
+            "warm_start_shift": s.warm_start_shift,
+            "state_age_s": "none" if s.state_age is None else f"{s.state_age:.4f}",
+            "state_input": self._p["state_input"],
+            "rejected_states": s.rejected_states,
+            "last_rejection": s.last_rejection,
+            "resent_states": s.resent_states,
+            "safe_actions": s.safe_actions,
+            "best_value": f"{s.best_value:.4f}",
+            "estop": str(s.estop).lower(),
+            "torch_threads": self._p["torch_threads"],
+            "resets": s.resets,
+            "preset": self._p["preset"],
         }
+        # Every setting that can change at runtime, as it is in effect.
+        values.update({n: _text(v) for n, v in s.planner_config.to_dict().items()})
+        values["device"] = str(self.planner.device)
+        values.update({n: _text(getattr(s.settings, n)) for n in CONTROLLER_FIELDS})
         return DiagnosticStatus(
-            level=level, name=f"{self.get_name()}: diffusion planner", message=message,
+            level=bytes([s.level]), name=self._diagnostics_name(), message=message,
             hardware_id=str(self.planner.device),
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+
+    def _diagnostics_name(self) -> str:
+        return f"{self.get_name()}: diffusion planner"
 
     def _publish_diagnostics(self) -> None:
         msg = DiagnosticArray(status=[self.diagnostics()])
         msg.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics_pub.publish(msg)
-
-    def latency_summary(self) -> dict:
-        return self._latency.summary()
-
-    @staticmethod
-    def _describe(config: PlannerConfig) -> str:
-        return ", ".join(f"{k}={v}" for k, v in config.to_dict().items())
+        if self.context.ok():
+            self._diagnostics_pub.publish(msg)
 
 
-def trajectory_message(actions: np.ndarray, observations: np.ndarray) -> Float64MultiArray:
-    """The chosen plan as a [horizon, action_dim + observation_dim] array (actions first)."""
-    rows = np.concatenate([actions, observations], axis=-1)
-    horizon, width = rows.shape
-    layout = MultiArrayLayout(dim=[
-        MultiArrayDimension(label="horizon", size=horizon, stride=horizon * width),
-        MultiArrayDimension(label=f"action[{actions.shape[-1]}]+observation"
-                            f"[{observations.shape[-1]}]", size=width, stride=width)])
-    return Float64MultiArray(layout=layout, data=rows.reshape(-1).tolist())
+def _describe(settings) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.__dict__.items())
+
+
+def _text(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _ms(seconds: float) -> str:
@@ -560,9 +548,10 @@ def _ms(seconds: float) -> str:
 
 
 def main(args=None) -> None:
-    """Entry point: spin a PlannerNode; exits 1 with a one-line error when it cannot start."""
-    run_node(args, PlannerNode, rclpy.spin, (CheckpointError, StartupError, ParameterError),
-             NODE_NAME)
+    """Entry point: spin a PlannerNode (autostarted); exits 1 with a one-line error when it
+    cannot start."""
+    run_node(args, PlannerNode, (CheckpointError, StartupError, ParameterError), NODE_NAME,
+             start=PlannerNode.autostart)
 
 
 if __name__ == "__main__":
@@ -570,4 +559,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["NODE_NAME", "PLANNER_SPECS", "PlannerNode", "StartupError", "main",
-           "trajectory_message"]
+           "parameter_specs"]

@@ -10,7 +10,7 @@ from diffuser_ros.planning.checkpoint import (
     load_planner,
     save_planner,
 )
-from diffuser_ros.planning.config import PRESETS, PlannerConfig, preset
+from diffuser_ros.planning.config import DEFAULT_PRESET, PRESETS, PlannerConfig, preset
 from diffuser_ros.planning.device import default_cpu_threads, resolve_device, set_cpu_threads
 from diffuser_ros.planning.models import (
     build_unet,
@@ -23,6 +23,7 @@ from diffuser_ros.planning.planner import DiffusionPlanner, Plan, PlannerSpec
 from diffuser_ros.planning.schedule import DiffusionSchedule, make_scheduler
 
 __all__ = [
+    "DEFAULT_PRESET",
     "PRESETS",
     "CheckpointError",
     "DiffusionPlanner",

@@ -7,66 +7,52 @@ reject a ``ros2 param set`` before it touches the running planner.
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from diffuser_ros.planning.device import VALID_DEVICES
 from diffuser_ros.planning.schedule import SAMPLERS
+from diffuser_ros.settings import check_fields, setting, settings_of
 
 
 @dataclass(frozen=True)
 class PlannerConfig:
-    """How the planner samples and guides. Defaults are the paper's Hopper settings."""
+    """How the planner samples and guides. Field defaults are the paper's Hopper settings; the
+    shipped default is the :data:`DEFAULT_PRESET` on top of them."""
 
-    n_candidates: int = field(default=64, metadata={
-        "doc": "Candidate plans sampled per decision (per robot); the best by value is executed."})
-    n_denoise_steps: int = field(default=20, metadata={
-        "doc": "Denoising steps of a cold (non-warm-started) plan; 20 = every training step."})
-    sampler: str = field(default="ddpm", metadata={
-        "doc": "'ddpm' (the paper's ancestral sampler) or 'ddim' (few-step, same model)."})
-    ddim_eta: float = field(default=0.0, metadata={
-        "doc": "DDIM stochasticity in [0, 1]: 0 deterministic after x_T, 1 = DDPM posterior."})
-    n_guide_steps: int = field(default=2, metadata={
-        "doc": "Value-gradient steps before each denoising step; 0 samples unguided."})
-    guide_scale: float = field(default=0.1, metadata={
-        "doc": "Step size of each value-gradient step (x += scale * grad)."})
-    t_stopgrad: int = field(default=2, metadata={
-        "doc": "No value gradient on diffusion steps t < t_stopgrad (the last, least noisy ones)."})
-    scale_grad_by_std: bool = field(default=True, metadata={
-        "doc": "Multiply the value gradient by the posterior variance of the step (original)."})
-    warm_start: bool = field(default=False, metadata={
-        "doc": "Start from the previous best plan shifted one step and re-noised (paper 5.4)."})
-    warm_start_steps: int = field(default=4, metadata={
-        "doc": "Denoising steps run on a warm-started plan (it is re-noised to that level)."})
-    compile: bool = field(default=False, metadata={
-        "doc": "torch.compile both networks (CUDA graphs on GPU); the first plan per batch size "
-               "compiles (minutes on a CPU); falls back to eager on failure."})
-    seed: int = field(default=-1, metadata={
-        "doc": "Seed of the planner's noise generator; -1 draws a random seed."})
-    device: str = field(default="auto", metadata={
-        "doc": "'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'."})
+    n_candidates: int = setting(64, "Candidate plans sampled per decision (per robot); the best "
+                                "by value is executed.", range=(1, 65536))
+    n_denoise_steps: int = setting(20, "Denoising steps of a cold (non-warm-started) plan; 20 = "
+                                   "every training step.", range=(1, 10000))
+    sampler: str = setting("ddpm", "'ddpm' (the paper's ancestral sampler) or 'ddim' (few-step, "
+                           "same model).", choices=SAMPLERS)
+    ddim_eta: float = setting(0.0, "DDIM stochasticity in [0, 1]: 0 deterministic after x_T, "
+                              "1 = DDPM posterior.", range=(0.0, 1.0))
+    n_guide_steps: int = setting(2, "Value-gradient steps before each denoising step; 0 samples "
+                                 "unguided.", range=(0, 1000))
+    guide_scale: float = setting(0.1, "Step size of each value-gradient step "
+                                 "(x += scale * grad).", range=(0.0, 1000.0))
+    t_stopgrad: int = setting(2, "No value gradient on diffusion steps t < t_stopgrad (the last, "
+                              "least noisy ones).", range=(0, 10000))
+    scale_grad_by_std: bool = setting(True, "Multiply the value gradient by the posterior "
+                                      "variance of the step (original).")
+    warm_start: bool = setting(False, "Start from the previous best plan, shifted by the control "
+                               "steps elapsed since it was planned, re-noised (paper 5.4).")
+    warm_start_steps: int = setting(4, "Denoising steps run on a warm-started plan (it is "
+                                    "re-noised to that level).", range=(1, 10000))
+    compile: bool = setting(False, "torch.compile both networks (CUDA graphs on GPU); the first "
+                            "plan per batch size compiles (minutes on a CPU); falls back to eager "
+                            "on failure.")
+    seed: int = setting(-1, "Seed of the planner's noise generator; -1 draws a random seed.",
+                        range=(-1, 2**31 - 1))
+    device: str = setting("auto", "'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or "
+                          "'cuda:N'.")
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self, num_train_timesteps: int | None = None) -> None:
         """Raise ``ValueError`` naming the first invalid field and why."""
-        _int_at_least("n_candidates", self.n_candidates, 1)
-        _int_at_least("n_denoise_steps", self.n_denoise_steps, 1)
-        _int_at_least("n_guide_steps", self.n_guide_steps, 0)
-        _int_at_least("t_stopgrad", self.t_stopgrad, 0)
-        _int_at_least("warm_start_steps", self.warm_start_steps, 1)
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < -1:
-            raise ValueError(f"seed must be an integer >= -1 (-1 = random), got {self.seed!r}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
-        if not _finite(self.ddim_eta) or not 0.0 <= self.ddim_eta <= 1.0:
-            raise ValueError(f"ddim_eta must be in [0, 1], got {self.ddim_eta!r}")
-        if not _finite(self.guide_scale) or self.guide_scale < 0:
-            raise ValueError(f"guide_scale must be finite and >= 0, got {self.guide_scale!r}")
-        for name in ("scale_grad_by_std", "warm_start", "compile"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a boolean, got {getattr(self, name)!r}")
+        check_fields(self)
         if self.warm_start and self.warm_start_steps > self.n_denoise_steps:
             raise ValueError(f"warm_start_steps ({self.warm_start_steps}) cannot exceed "
                              f"n_denoise_steps ({self.n_denoise_steps})")
@@ -103,7 +89,7 @@ class PlannerConfig:
     @classmethod
     def docs(cls) -> dict[str, str]:
         """Field name → one-line description (used for ROS parameter descriptors and the README)."""
-        return {f.name: f.metadata["doc"] for f in dataclasses.fields(cls)}
+        return {info.name: info.doc for info in settings_of(cls)}
 
 
 # Named settings, selectable with one ROS parameter (``preset``). ``quality`` is the paper;
@@ -114,6 +100,9 @@ PRESETS: dict[str, dict] = {
     "realtime": {"n_candidates": 16, "n_denoise_steps": 20, "sampler": "ddpm", "n_guide_steps": 1,
                  "guide_scale": 0.1, "t_stopgrad": 2, "warm_start": True, "warm_start_steps": 4},
 }
+# What the node, the demo, the evaluator and the benchmark plan with unless told otherwise: the
+# settings the shipped model was evaluated with. Explicitly given fields win over it.
+DEFAULT_PRESET = "realtime"
 
 
 def markdown_tables() -> tuple[str, str]:
@@ -135,16 +124,8 @@ def markdown_tables() -> tuple[str, str]:
 
 
 def preset(name: str, **overrides) -> PlannerConfig:
-    """The named preset as a config, with ``overrides`` applied on top."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return PlannerConfig(**{**PRESETS[name], **overrides})
+    """The named preset as a config (``''``: the field defaults), with ``overrides`` on top."""
+    if name and name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose '' or one of {sorted(PRESETS)}")
+    return PlannerConfig(**{**PRESETS.get(name, {}), **overrides})
 
-
-def _int_at_least(name: str, value, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -118,6 +118,17 @@ class DiffusionPlanner:
         self.config = PlannerConfig()
         self.configure(config or PlannerConfig())
 
+    # -- networks ---------------------------------------------------------------------------
+    @property
+    def unet(self) -> UNet1DModel:
+        """The trajectory denoiser (eval mode, no gradients, on :attr:`device`)."""
+        return self._unet
+
+    @property
+    def value_function(self) -> UNet1DModel:
+        """The return predictor that guides and ranks the plans (eval mode, on :attr:`device`)."""
+        return self._value
+
     # -- settings ---------------------------------------------------------------------------
     def configure(self, config: PlannerConfig) -> None:
         """Apply new settings (validated against the model first); takes effect between plans."""
@@ -125,12 +136,15 @@ class DiffusionPlanner:
         with self._lock:
             device = resolve_device(config.device)
             first_time = not hasattr(self, "_generator")
-            needs_reset = first_time or device != self.device or config.seed != self.config.seed
-            if device != self.device:
+            # Compared before self.device changes: compiled networks are specialised to their
+            # device (CUDA graphs on CUDA), so a move must rebuild them.
+            moved = device != self.device
+            needs_reset = first_time or moved or config.seed != self.config.seed
+            if moved:
                 self._unet.to(device)
                 self._value.to(device)
                 self.device = device
-            if config.compile != self.config.compile or device != self.device or first_time:
+            if config.compile != self.config.compile or moved or first_time:
                 self._compiled = None
             self.config = config
             sequence = timestep_sequence(self.schedule.num_train_timesteps, config.n_denoise_steps)
@@ -159,7 +173,7 @@ class DiffusionPlanner:
 
     def plan(self, observation, constraints: Constraints | None = None,
              generator: torch.Generator | None = None,
-             noise: torch.Tensor | None = None) -> Plan:
+             noise: torch.Tensor | None = None, warm_start_shift: int = 1) -> Plan:
         """Plan from ``observation`` ([obs_dim] or [B, obs_dim], raw units).
 
         ``constraints`` adds inpainting conditions ``{horizon_index: (obs_dims, values)}`` on top
@@ -168,13 +182,19 @@ class DiffusionPlanner:
         supplies every random draw explicitly: ``[S + 1, B, N, H, D]`` (or ``[S + 1, N, H, D]``
         for one observation), ``noise[0]`` the initial sample (or the warm-start re-noising) and
         ``noise[k + 1]`` the noise of step k, S being the number of steps this call runs.
+        ``warm_start_shift``: control steps elapsed since the state the previous plan started
+        from; a warm start shifts that plan by as many steps (1 when every state is planned on).
         Raises ``ValueError`` for non-finite or wrongly sized input.
         """
         obs, single = self._check_observation(observation)
+        if isinstance(warm_start_shift, bool) or not isinstance(warm_start_shift, int) or \
+                warm_start_shift < 0:
+            raise ValueError(f"warm_start_shift must be an integer >= 0, got {warm_start_shift!r}")
         with self._lock:
-            return self._plan(obs, single, constraints, generator, noise)
+            return self._plan(obs, single, constraints, generator, noise, warm_start_shift)
 
-    def _plan(self, obs: np.ndarray, single: bool, constraints, generator, noise) -> Plan:
+    def _plan(self, obs: np.ndarray, single: bool, constraints, generator, noise,
+              shift: int = 1) -> Plan:
         cfg, spec = self.config, self.spec
         n_env, n_cand = obs.shape[0], cfg.n_candidates
         batch = n_env * n_cand
@@ -189,10 +209,12 @@ class DiffusionPlanner:
 
         noise = self._noise(noise, generator, n_steps, n_env, n_cand, single)
         if warm:
-            # Previous best plan shifted one step (last entry repeated), re-noised to the level
-            # of the first step we run: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) z.
+            # Previous best plan shifted by the elapsed steps (last entry repeated), re-noised to
+            # the level of the first step we run: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) z.
             prev = self._previous
-            shifted = torch.cat([prev[:, :, 1:], prev[:, :, -1:]], dim=2)
+            keep = prev[:, :, min(shift, horizon - 1):]
+            shifted = torch.cat([keep, keep[:, :, -1:].expand(-1, -1, horizon - keep.shape[2])],
+                                dim=2)
             x0 = shifted.repeat_interleave(n_cand, dim=0)
             x = coefficients.sqrt_alpha_bar[0] * x0 + \
                 coefficients.sqrt_one_minus_alpha_bar[0] * noise[0]

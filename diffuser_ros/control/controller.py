@@ -1,0 +1,515 @@
+"""``RecedingHorizonController``: what action goes out now (rclpy-free).
+
+The control logic of ``planner_node``, apart from ROS, so that every decision is testable with a
+fake clock and the closed-loop evaluator and the node drive one implementation:
+
+* a one-slot **mailbox** holding the newest valid state (planning never works through a backlog);
+  a state re-sent with the stamp of the one being planned on is dropped, one re-sent after it was
+  answered gets the same action again without a second plan (a lockstep simulator that lost it);
+* the **planning cycle** ``begin`` → ``compute`` → ``finish`` (:meth:`run_once` runs all three;
+  :meth:`start` runs them on a worker thread). Pending settings and resets are applied in
+  ``begin``, never mid-plan. The evaluator's deterministic latency model calls ``finish`` ``d``
+  control steps after ``begin``;
+* the **safety decision** (:meth:`tick`, every control period): e-stop, inactive, no state or a
+  state older than ``state_timeout`` → the safe action (zeros);
+* **execution** of the newest plan between plans (``execution``): ``hold`` publishes its first
+  action once (the robot holds it, a forward command controller); ``time_indexed`` publishes, at
+  every tick, the plan's action for the control step elapsed since the state it started from;
+* **statistics**: planning latency, action delay (how long after the state was measured its
+  action went out, on the same clock: zero in lockstep, where the world waits), deadline misses
+  against ``control_period``, rejected states, safe actions, resets.
+
+Time is injected: ``clock()`` returns the current time in integer nanoseconds on the same base as
+the state stamps (the node passes its ROS clock, simulation time with ``use_sim_time``). A clock
+at 0 means "not started" (ROS simulation time before the first ``/clock``).
+
+Thread safety: ``offer``/``tick``/settings calls come from the node's executor, the planning cycle
+from the worker; the output callback ``emit`` is always called under one lock, so once
+:meth:`set_estop` has returned, no planned action follows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from diffuser_ros.latency import LatencyWindow
+from diffuser_ros.settings import check_fields, setting
+
+LOG = logging.getLogger(__name__)
+
+EXECUTIONS = ("hold", "time_indexed")
+OK, WARN, ERROR = 0, 1, 2  # health levels (the values of diagnostic_msgs/DiagnosticStatus)
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    """Timing, safety and execution of the receding-horizon loop (ROS parameters of the node)."""
+
+    state_timeout: float = setting(
+        0.5, "A state older than this (stamp vs the node clock; simulation time with "
+        "use_sim_time) or none for this long makes the controller publish the safe action "
+        "(zeros).", range=(1e-3, 3600.0), unit="s")
+    control_period: float = setting(
+        0.008, "Control period: the safety tick's rate, the deadline an action's delay is "
+        "counted against, and the step of time-indexed execution (Hopper-v5: 0.008).",
+        range=(1e-4, 10.0), unit="s")
+    execution: str = setting(
+        "hold", "Between plans: 'hold' = publish each plan's first action once (the robot holds "
+        "it); 'time_indexed' = every control period, publish the plan's action for the steps "
+        "elapsed since its state, the safe action once the plan runs out.", choices=EXECUTIONS)
+    latency_window: int = setting(100, "Number of recent plans the latency statistics cover.",
+                                  range=(1, 100000), runtime=False)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    @property
+    def control_period_ns(self) -> int:
+        return int(round(self.control_period * 1e9))
+
+
+@dataclass(frozen=True)
+class Command:
+    """One action handed to the output. ``kind``: ``plan`` (a fresh plan's action), ``repeat``
+    (a re-sent state answered again), ``step`` (time-indexed execution) or ``safe`` (zeros)."""
+
+    action: np.ndarray
+    kind: str
+    stamp_ns: int | None = None   # stamp of the state the action answers
+    reason: str = ""              # why a safe action
+    plan: object | None = None    # the Plan, for kind 'plan'
+
+
+@dataclass
+class ControllerStatus:
+    """A snapshot of the controller for diagnostics and tests."""
+
+    active: bool
+    estop: bool
+    level: int
+    message: str
+    plans: int
+    latency: dict
+    delay: dict
+    rejected_states: int
+    last_rejection: str
+    resent_states: int
+    safe_actions: int
+    resets: int
+    state_age: float | None
+    best_value: float
+    settings: ControllerSettings
+    planner_config: object
+    warm_start_shift: int
+
+
+@dataclass
+class _State:
+    observation: np.ndarray
+    stamp_ns: int
+    key: int | None  # the sender's stamp, used to spot re-sent states (None: no stamp)
+
+
+@dataclass
+class Job:
+    """A plan in the making: the state it starts from and the warm-start shift it uses."""
+
+    state: _State
+    warm_start_shift: int
+    started: float = 0.0
+    latency: float = math.nan
+
+
+@dataclass
+class _Pending:
+    config: object | None = None
+    reset: bool = False
+
+
+@dataclass
+class _ActivePlan:
+    actions: np.ndarray   # [H, act] or [B, H, act]
+    stamp_ns: int
+
+
+@dataclass
+class _Counters:
+    rejected: int = 0
+    last_rejection: str = ""
+    resent: int = 0
+    safe: int = 0
+    resets: int = 0
+    best_value: float = math.nan
+    warm_start_shift: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class RecedingHorizonController:
+    """Receding-horizon control around a planner with ``plan(obs, warm_start_shift=)``,
+    ``configure(config)``, ``reset()``, ``config``, ``spec`` and ``schedule`` (a
+    :class:`~diffuser_ros.planning.DiffusionPlanner`).
+
+    ``emit(command)`` publishes; ``log(level, message)`` reports events (``logging`` levels);
+    ``timer()`` measures planning latency (seconds, monotonic).
+    """
+
+    def __init__(self, planner, settings: ControllerSettings | None = None, *,
+                 clock: Callable[[], int], emit: Callable[[Command], None],
+                 log: Callable[[int, str], None] | None = None,
+                 timer: Callable[[], float] = time.perf_counter):
+        self.planner = planner
+        self._settings = settings or ControllerSettings()
+        self._clock = clock
+        self._emit_fn = emit
+        self._log = log or (lambda level, message: LOG.log(level, message))
+        self._timer = timer
+        self._cv = threading.Condition()
+        self._output_lock = threading.RLock()
+        self._settings_lock = threading.Lock()
+        self._newest: _State | None = None
+        self._newest_stamp_ns: int | None = None
+        self._in_progress_key: int | None = None
+        self._answered: tuple[int, np.ndarray] | None = None
+        self._last_plan_stamp_ns: int | None = None
+        self._active_plan: _ActivePlan | None = None
+        self._pending = _Pending()
+        self._active = False
+        self._estop = False
+        self._safe_reason = ""
+        self._no_state_since_ns: int | None = None
+        self._action_shape: tuple[int, ...] = (planner.spec.action_dim,)
+        self._counters = _Counters()
+        self._latency = LatencyWindow(self._settings.latency_window)
+        self._delay = LatencyWindow(self._settings.latency_window,
+                                    deadline=self._settings.control_period)
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def activate(self) -> None:
+        """Start answering states; the no-state timeout counts from now."""
+        with self._output_lock:
+            self._active = True
+            self._no_state_since_ns = None
+            self._safe_reason = ""
+        with self._cv:
+            self._newest = None
+            self._newest_stamp_ns = None
+
+    def deactivate(self) -> None:
+        """Stop planning and publish the safe action once; states offered meanwhile are dropped."""
+        with self._output_lock:
+            self._active = False
+            self._active_plan = None
+            self._emit_safe("controller deactivated")
+        with self._cv:
+            self._newest = None
+        self.request_reset()
+
+    def start(self) -> None:
+        """Run the planning cycle on a worker thread (idempotent)."""
+        if self._worker is not None and self._worker.is_alive():
+            return
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._run, name="diffusion_planner", daemon=True)
+        self._worker.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the worker after the plan in flight (if any)."""
+        self._stop.set()
+        with self._cv:
+            self._cv.notify_all()
+        worker, self._worker = self._worker, None
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout)
+
+    # -- inputs -----------------------------------------------------------------------------
+    def offer(self, observation, stamp_ns: int | None = None) -> bool:
+        """Offer a state measured at ``stamp_ns`` (None: now, unstamped). Returns False (and
+        counts a rejection) when it is not finite or has the wrong size."""
+        obs = np.asarray(observation, dtype=np.float64)
+        dim = self.planner.spec.observation_dim
+        if obs.shape[-1:] != (dim,) or obs.ndim > 2 or obs.size == 0:
+            self.reject(f"state has shape {list(obs.shape)}, the model expects [{dim}]")
+            return False
+        if not np.isfinite(obs).all():
+            self.reject("state has non-finite values (NaN/Inf)")
+            return False
+        key = stamp_ns if stamp_ns else None
+        stamp = stamp_ns if stamp_ns else self._clock()
+        with self._cv:
+            self._newest_stamp_ns = stamp
+            if key is not None and key == self._in_progress_key:
+                self._counters.resent += 1
+                return True  # the state being planned on, sent again: its action is coming
+            self._newest = _State(obs, stamp, key)
+            self._action_shape = obs.shape[:-1] + (self.planner.spec.action_dim,)
+            self._cv.notify()
+        return True
+
+    def reject(self, reason: str) -> None:
+        """Count a state the adapter could not even turn into an observation."""
+        self._counters.rejected += 1
+        self._counters.last_rejection = reason
+
+    # -- settings ---------------------------------------------------------------------------
+    @property
+    def settings(self) -> ControllerSettings:
+        return self._settings
+
+    def check_config(self, config) -> None:
+        """``ValueError`` unless the planner's model can take ``config``."""
+        from diffuser_ros.planning.device import resolve_device
+
+        config.validate(self.planner.schedule.num_train_timesteps)
+        resolve_device(config.device)
+
+    def request_config(self, config) -> None:
+        """Validate planner settings now; apply them before the next plan."""
+        self.check_config(config)
+        with self._settings_lock:
+            self._pending.config = config
+
+    def update_settings(self, **changes) -> ControllerSettings:
+        """Change controller settings (validated); they apply at once."""
+        new = replace(self._settings, **changes)
+        if new.latency_window != self._settings.latency_window:
+            raise ValueError("latency_window cannot change while running")
+        self._settings = new
+        self._delay.deadline = new.control_period
+        return new
+
+    def request_reset(self) -> None:
+        """Forget the warm start (and re-seed the noise) before the next plan: a new episode."""
+        with self._settings_lock:
+            self._pending.reset = True
+
+    def set_estop(self, engaged: bool) -> None:
+        """Engage: publish the safe action now and plan no more. Release: plan again from the
+        next fresh state, without the (now stale) warm start."""
+        with self._output_lock:
+            was, self._estop = self._estop, bool(engaged)
+            if engaged:
+                self._active_plan = None
+                self._emit_safe("e-stop engaged")
+        if was and not engaged:
+            self.request_reset()
+
+    @property
+    def estop(self) -> bool:
+        return self._estop
+
+    # -- planning cycle ---------------------------------------------------------------------
+    def run_once(self, timeout: float | None = 0.0) -> bool:
+        """Wait up to ``timeout`` s for a state, then plan on it and publish. True if planned."""
+        job = self.begin(timeout)
+        if job is None:
+            return False
+        try:
+            self.finish(job, self.compute(job))
+        finally:
+            with self._cv:
+                self._in_progress_key = None
+        return True
+
+    def begin(self, timeout: float | None = 0.0) -> Job | None:
+        """Take the newest state and decide whether to plan on it (None: not now)."""
+        with self._cv:
+            if self._newest is None and timeout != 0.0:
+                self._cv.wait(timeout)
+            state, self._newest = self._newest, None
+            if state is None:
+                return None
+            if not self._active or self._estop:
+                return None
+            if self._age(state.stamp_ns, self._clock()) > self._settings.state_timeout:
+                return None  # stale before we could start: tick() publishes the safe action
+            answered = self._answered
+            if state.key is not None and answered is not None and state.key == answered[0]:
+                with self._output_lock:  # answer a re-sent state again, without re-planning
+                    if self._active and not self._estop:
+                        self._counters.resent += 1
+                        self._emit(Command(answered[1], "repeat", state.key))
+                return None
+            self._in_progress_key = state.key
+        shift = self._apply_pending(state.stamp_ns)
+        return Job(state, shift)
+
+    def compute(self, job: Job):
+        """Plan from the job's state (the expensive part; no lock held)."""
+        job.started = self._timer()
+        plan = self.planner.plan(job.state.observation, warm_start_shift=job.warm_start_shift)
+        job.latency = self._timer() - job.started
+        return plan
+
+    def finish(self, job: Job, plan) -> bool:
+        """Publish the plan's action (unless e-stopped or deactivated meanwhile). True if sent."""
+        self._latency.add(job.latency)
+        self._last_plan_stamp_ns = job.state.stamp_ns
+        self._counters.best_value = float(np.mean(plan.best_value))
+        with self._output_lock:
+            if self._estop or not self._active:
+                return False  # e-stop or deactivation while planning: drop the plan
+            now = self._clock()
+            self._delay.add(max(now - job.state.stamp_ns, 0) * 1e-9)
+            action = np.asarray(plan.action, dtype=np.float64)
+            self._active_plan = _ActivePlan(np.asarray(plan.best_actions), job.state.stamp_ns)
+            if self._settings.execution == "time_indexed":
+                action = self._indexed_action(now) if now else action
+                if action is None:
+                    self._emit_safe("the plan ran out before it arrived")
+                    return False
+            self._answered = (job.state.key, action) if job.state.key is not None else None
+            self._emit(Command(action, "plan", job.state.stamp_ns, plan=plan))
+        return True
+
+    def _apply_pending(self, stamp_ns: int) -> int:
+        with self._settings_lock:
+            pending, self._pending = self._pending, _Pending()
+        if pending.config is not None:
+            before = self.planner.config
+            try:
+                self.planner.configure(pending.config)
+            except ValueError as exc:  # validated already; e.g. a device vanished
+                self._log(logging.ERROR, f"could not apply planner settings: {exc}")
+            else:
+                changed = {k: v for k, v in pending.config.to_dict().items()
+                           if getattr(before, k) != v}
+                self._log(logging.INFO, f"applied planner settings {changed}")
+        if pending.reset:
+            self.planner.reset()
+            self._counters.resets += 1
+            self._last_plan_stamp_ns = None
+        # Warm start: shift the previous plan by the control steps that really passed since the
+        # state it started from (in real time, states arrive while a plan is computed).
+        shift = 1
+        if self._last_plan_stamp_ns is not None:
+            elapsed = stamp_ns - self._last_plan_stamp_ns
+            shift = max(1, int(round(elapsed / self._settings.control_period_ns)))
+        self._counters.warm_start_shift = shift
+        return shift
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once(timeout=0.25)
+            except Exception as exc:  # noqa: BLE001 - the controller must survive a failed plan
+                if self._stop.is_set():
+                    break
+                self._log(logging.ERROR, f"planning failed: {exc!r}")
+
+    # -- safety and execution ---------------------------------------------------------------
+    def tick(self) -> Command | None:
+        """Every control period: publish the safe action or the time-indexed plan step when due;
+        returns what was published (None: nothing, the held action stands)."""
+        now = self._clock()
+        with self._output_lock:
+            if not self._active:
+                return None
+            if self._estop:
+                return self._emit_safe("e-stop engaged")
+            reason = self._stale_reason(now)
+            if reason is None:  # clock not started: no time has passed
+                return None
+            if reason:
+                self._active_plan = None
+                return self._emit_safe(reason)
+            self._safe_reason = ""
+            if self._settings.execution == "time_indexed" and self._active_plan is not None:
+                action = self._indexed_action(now)
+                if action is None:
+                    self._active_plan = None
+                    return self._emit_safe("the newest plan has run out")
+                return self._emit(Command(action, "step", self._active_plan.stamp_ns))
+        return None
+
+    def _stale_reason(self, now: int) -> str | None:
+        """'' when the newest state is fresh, the reason when it is not, None if time is 0."""
+        if now == 0:
+            return None
+        timeout = self._settings.state_timeout
+        stamp = self._newest_stamp_ns
+        if stamp is None:
+            if self._no_state_since_ns is None:
+                self._no_state_since_ns = now
+            waited = (now - self._no_state_since_ns) * 1e-9
+            return f"no state received for {waited:.2f} s" if waited > timeout else ""
+        age = self._age(stamp, now)
+        if age > timeout:
+            if math.isinf(age):
+                return "state stamp is ahead of the clock (clocks disagree)"
+            return f"state is {age:.3f} s old"
+        return ""
+
+    def _indexed_action(self, now: int) -> np.ndarray | None:
+        plan = self._active_plan
+        k = (now - plan.stamp_ns) // self._settings.control_period_ns
+        horizon = plan.actions.shape[-2]
+        if k < 0:
+            k = 0
+        if k >= horizon:
+            return None
+        return np.clip(plan.actions[..., k, :], self.planner.spec.action_low,
+                       self.planner.spec.action_high)
+
+    def _age(self, stamp_ns: int, now: int) -> float:
+        if now == 0:  # simulation time before the first /clock: no time has passed yet
+            return 0.0
+        age = (now - stamp_ns) * 1e-9
+        if age < -self._settings.state_timeout:
+            return math.inf  # stamped in the future: clocks disagree
+        return max(age, 0.0)
+
+    def state_age(self) -> float | None:
+        """Seconds since the newest state's stamp on the clock (None: no state yet)."""
+        stamp = self._newest_stamp_ns
+        return None if stamp is None else self._age(stamp, self._clock())
+
+    def _emit_safe(self, reason: str) -> Command:
+        self._safe_reason = reason
+        self._counters.safe += 1
+        return self._emit(Command(np.zeros(self._action_shape), "safe", reason=reason))
+
+    def _emit(self, command: Command) -> Command:
+        with self._output_lock:
+            self._emit_fn(command)
+        return command
+
+    # -- status -----------------------------------------------------------------------------
+    def status(self) -> ControllerStatus:
+        latency, delay = self._latency.summary(), self._delay.summary()
+        age = self.state_age()
+        level, message = OK, "planning"
+        if not self._active:
+            level, message = WARN, "inactive: not planning"
+        elif self._estop:
+            level, message = WARN, "e-stop engaged: publishing the safe action"
+        elif self._safe_reason:
+            level, message = WARN, f"{self._safe_reason}: publishing the safe action"
+        elif self._clock() == 0:
+            level, message = WARN, "waiting for the clock to start"
+        elif age is None:
+            level, message = WARN, "waiting for the first state"
+        elif delay["window"] and delay["mean"] > self._settings.control_period:
+            level = WARN
+            message = (f"actions go out {delay['mean'] * 1e3:.1f} ms after their state (mean), "
+                       f"more than control_period ({self._settings.control_period * 1e3:.1f} ms)")
+        c = self._counters
+        return ControllerStatus(
+            active=self._active, estop=self._estop, level=level, message=message,
+            plans=latency["count"], latency=latency, delay=delay,
+            rejected_states=c.rejected, last_rejection=c.last_rejection,
+            resent_states=c.resent, safe_actions=c.safe, resets=c.resets, state_age=age,
+            best_value=c.best_value, settings=self._settings,
+            planner_config=self.planner.config, warm_start_shift=c.warm_start_shift)

@@ -1,0 +1,238 @@
+"""The ROS-free controller core, driven by a fake clock: every decision without DDS or sleeps."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from helpers import HOPPER_ACT, HOPPER_OBS, TINY_HORIZON, make_tiny_planner
+
+from diffuser_ros.control import ControllerSettings, RecedingHorizonController
+from diffuser_ros.planning import PlannerConfig
+
+MS = 1_000_000  # ns
+PERIOD = 8 * MS
+
+
+class FakeClock:
+    def __init__(self, now_ns: int = 1_000 * MS):
+        self.now = now_ns
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, ns: int) -> None:
+        self.now += ns
+
+
+class Outputs(list):
+    def __call__(self, command) -> None:
+        self.append(command)
+
+    def kinds(self) -> list[str]:
+        return [c.kind for c in self]
+
+
+def make(settings: ControllerSettings | None = None, clock: FakeClock | None = None,
+         config: PlannerConfig | None = None, active: bool = True):
+    clock = clock or FakeClock()
+    out = Outputs()
+    planner = make_tiny_planner(config=config)
+    ctl = RecedingHorizonController(planner, settings or ControllerSettings(), clock=clock,
+                                    emit=out)
+    if active:
+        ctl.activate()
+    return ctl, clock, out
+
+
+def obs(value: float = 0.0) -> np.ndarray:
+    return np.full(HOPPER_OBS, value)
+
+
+def test_plans_the_newest_state_and_publishes_its_first_action():
+    ctl, clock, out = make()
+    assert ctl.offer(obs(0.1), clock.now)
+    assert ctl.offer(obs(0.2), clock.now + 1)  # newer state replaces the older in the mailbox
+    assert ctl.run_once()
+    assert not ctl.run_once()  # nothing left: the older state was never planned on
+    assert out.kinds() == ["plan"]
+    assert out[0].stamp_ns == clock.now + 1
+    assert out[0].action.shape == (HOPPER_ACT,)
+    assert ctl.status().plans == 1
+
+
+def test_rejects_non_finite_and_wrong_sized_states_without_planning():
+    ctl, clock, out = make()
+    assert not ctl.offer(np.full(HOPPER_OBS, np.nan), clock.now)
+    assert not ctl.offer(np.zeros(HOPPER_OBS + 1), clock.now)
+    assert not ctl.run_once()
+    status = ctl.status()
+    assert status.rejected_states == 2
+    assert "expects" in status.last_rejection
+    assert out == []
+
+
+def test_resent_state_is_answered_again_without_a_second_plan():
+    ctl, clock, out = make()
+    ctl.offer(obs(), clock.now)
+    ctl.run_once()
+    ctl.offer(obs(), clock.now)  # same stamp: a simulator that lost our action sends it again
+    ctl.run_once()
+    assert out.kinds() == ["plan", "repeat"]
+    np.testing.assert_array_equal(out[0].action, out[1].action)
+    assert ctl.status().plans == 1 and ctl.status().resent_states == 1
+
+
+def test_stale_state_is_not_planned_and_tick_publishes_the_safe_action():
+    ctl, clock, out = make(ControllerSettings(state_timeout=0.05))
+    ctl.offer(obs(), clock.now)
+    clock.advance(60 * MS)
+    assert not ctl.run_once()
+    command = ctl.tick()
+    assert command.kind == "safe" and "old" in command.reason
+    np.testing.assert_array_equal(command.action, np.zeros(HOPPER_ACT))
+    assert ctl.status().level > 0 and "safe action" in ctl.status().message
+
+
+def test_fresh_state_keeps_the_tick_quiet_in_hold_mode():
+    ctl, clock, out = make()
+    ctl.offer(obs(), clock.now)
+    ctl.run_once()
+    clock.advance(PERIOD)
+    assert ctl.tick() is None  # the held action stands
+    assert out.kinds() == ["plan"]
+
+
+def test_no_state_times_out_after_activation_and_not_before():
+    ctl, clock, out = make(ControllerSettings(state_timeout=0.1))
+    assert ctl.tick() is None  # the timeout counts from the first tick after activation
+    clock.advance(90 * MS)
+    assert ctl.tick() is None
+    clock.advance(20 * MS)
+    assert ctl.tick().reason.startswith("no state received")
+
+
+def test_clock_at_zero_waits_and_says_so():
+    clock = FakeClock(0)
+    ctl, clock, out = make(clock=clock)
+    assert ctl.tick() is None
+    assert ctl.status().message.startswith("waiting for the clock")
+
+
+def test_state_stamped_in_the_future_counts_as_stale():
+    ctl, clock, out = make(ControllerSettings(state_timeout=0.1))
+    ctl.offer(obs(), clock.now + 10_000 * MS)
+    assert "clocks disagree" in ctl.tick().reason
+
+
+def test_estop_publishes_safe_action_drops_plan_in_flight_and_release_resets():
+    ctl, clock, out = make()
+    ctl.offer(obs(), clock.now)
+    job = ctl.begin()
+    plan = ctl.compute(job)
+    ctl.set_estop(True)                  # engaged while the plan was computed
+    assert not ctl.finish(job, plan)     # so the plan is dropped
+    assert out.kinds() == ["safe"]
+    assert ctl.tick().kind == "safe"
+    ctl.offer(obs(), clock.now + 1)
+    assert not ctl.run_once()            # no planning while engaged
+    resets = ctl.status().resets
+    ctl.set_estop(False)
+    ctl.offer(obs(), clock.now + 2)
+    assert ctl.run_once()
+    assert out.kinds()[-1] == "plan"
+    assert ctl.status().resets == resets + 1  # the warm start was stale: dropped
+
+
+def test_inactive_controller_neither_plans_nor_publishes():
+    ctl, clock, out = make(active=False)
+    ctl.offer(obs(), clock.now)
+    assert not ctl.run_once()
+    assert ctl.tick() is None
+    ctl.activate()
+    ctl.offer(obs(), clock.now)
+    assert ctl.run_once()
+    ctl.deactivate()
+    assert out.kinds() == ["plan", "safe"]
+    assert not ctl.status().active
+
+
+def test_settings_apply_between_plans_and_bad_ones_are_refused():
+    ctl, clock, out = make()
+    with pytest.raises(ValueError, match="n_denoise_steps"):
+        ctl.request_config(ctl.planner.config.replace(n_denoise_steps=10_000))
+    ctl.request_config(ctl.planner.config.replace(n_candidates=2))
+    assert ctl.planner.config.n_candidates == 4  # not yet: only before the next plan
+    ctl.offer(obs(), clock.now)
+    ctl.run_once()
+    assert ctl.status().planner_config.n_candidates == 2
+    assert out[-1].plan.values.shape == (2,)
+
+
+def test_action_delay_is_zero_when_the_world_waits_and_counts_misses_when_not():
+    ctl, clock, out = make()
+    for _ in range(3):  # lockstep: the clock stands still while planning
+        ctl.offer(obs(), clock.now)
+        ctl.run_once()
+        clock.advance(PERIOD)
+    status = ctl.status()
+    assert status.delay["deadline_misses"] == 0 and status.level == 0
+    ctl.offer(obs(), clock.now)  # real time: 3 periods pass while planning
+    job = ctl.begin()
+    plan = ctl.compute(job)
+    clock.advance(3 * PERIOD)
+    ctl.finish(job, plan)
+    assert ctl.status().delay["deadline_misses"] == 1
+
+
+def test_warm_start_shifts_by_the_control_steps_elapsed():
+    config = PlannerConfig(n_candidates=2, seed=0, device="cpu", warm_start=True,
+                           warm_start_steps=2)
+    ctl, clock, out = make(config=config)
+    ctl.offer(obs(), clock.now)
+    ctl.run_once()
+    clock.advance(5 * PERIOD)  # four states were skipped while planning
+    ctl.offer(obs(), clock.now)
+    ctl.run_once()
+    assert ctl.status().warm_start_shift == 5
+    assert out[-1].plan.warm_started
+
+
+def test_time_indexed_execution_follows_the_plan_and_drops_it_when_it_runs_out():
+    settings = ControllerSettings(execution="time_indexed", state_timeout=10.0)
+    ctl, clock, out = make(settings)
+    ctl.offer(obs(), clock.now)
+    job = ctl.begin()
+    plan = ctl.compute(job)
+    clock.advance(2 * PERIOD)  # the plan arrives two steps after its state
+    ctl.finish(job, plan)
+    actions = np.clip(plan.best_actions, -1, 1)
+    np.testing.assert_allclose(out[-1].action, actions[2])  # the action for "now", not the first
+    clock.advance(PERIOD)
+    np.testing.assert_allclose(ctl.tick().action, actions[3])
+    clock.advance((TINY_HORIZON - 3) * PERIOD)
+    ctl.offer(obs(), clock.now)  # keep the state fresh: only the plan runs out
+    command = ctl.tick()
+    assert command.kind == "safe" and "run out" in command.reason
+
+
+def test_worker_thread_plans_and_stops():
+    clock, out, published = FakeClock(), Outputs(), threading.Event()
+    ctl = RecedingHorizonController(make_tiny_planner(), clock=clock,
+                                    emit=lambda c: (out.append(c), published.set()))
+    ctl.activate()
+    ctl.start()
+    try:
+        ctl.offer(obs(), clock.now)
+        assert published.wait(timeout=30.0)
+    finally:
+        ctl.stop()
+    assert out.kinds() == ["plan"]
+
+
+def test_controller_settings_validate_their_ranges():
+    with pytest.raises(ValueError, match="control_period"):
+        ControllerSettings(control_period=0.0)
+    with pytest.raises(ValueError, match="execution"):
+        ControllerSettings(execution="teleport")
