@@ -6,8 +6,9 @@ Launch arguments override single parameters of the YAML; the launch ends when th
 run ``episodes`` episodes (0 = until Ctrl-C), and ends with a non-zero exit code as soon as either
 node fails (e.g. a planner ``model_path`` that does not load). ``planner_node`` is a managed
 (lifecycle) node that configures and activates itself (``autostart``, in the YAML); the simulator
-holds the robot until the planner says it is engaged. Without launch / launch_ros, ``diffuser-ros-demo``
-runs the same nodes with the same YAML in one process; its flags mirror these arguments
+holds the robot until the planner says it is engaged.
+
+Without launch / launch_ros, ``diffuser-ros-demo`` runs the same nodes with the same YAML in one process; its flags mirror these arguments
 (``--mode``, ``--device``, ``--model-path``, ``--episodes``, ``--preset``, ``--use-sim-time``).
 """
 
