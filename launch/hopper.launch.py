@@ -8,8 +8,8 @@ node fails (e.g. a planner ``model_path`` that does not load). ``planner_node`` 
 (lifecycle) node that configures and activates itself (``autostart``, in the YAML); the simulator
 holds the robot until the planner says it is engaged.
 
-Without launch / launch_ros, ``diffuser-ros-demo`` runs the same nodes with the same YAML in one process; its flags mirror these arguments
-(``--mode``, ``--device``, ``--model-path``, ``--episodes``, ``--preset``, ``--use-sim-time``).
+Without launch / launch_ros, ``diffuser-ros-demo`` runs the same nodes with the same YAML in one
+process; its flags mirror these arguments (``--mode``, ``--device``, ``--model-path``, ``--episodes``, ``--preset``, ``--use-sim-time``).
 """
 
 import os
