@@ -9,7 +9,8 @@ node fails (e.g. a planner ``model_path`` that does not load). ``planner_node`` 
 holds the robot until the planner says it is engaged.
 
 Without launch / launch_ros, ``diffuser-ros-demo`` runs the same nodes with the same YAML in one
-process; its flags mirror these arguments (``--mode``, ``--device``, ``--model-path``, ``--episodes``, ``--preset``, ``--use-sim-time``).
+process; its flags mirror these arguments (``--mode``, ``--device``, ``--model-path``,
+``--episodes``, ``--preset``, ``--use-sim-time``).
 """
 
 import os
