@@ -76,6 +76,7 @@ setup(
             "diffuser-ros-train = diffuser_ros.training.train:main",
             "diffuser-ros-evaluate = diffuser_ros.evaluation.evaluate:main",
             "diffuser-ros-benchmark = diffuser_ros.benchmark:main",
+            "diffuser-ros-tolerance = diffuser_ros.evaluation.tolerance:main",
         ],
     },
 )

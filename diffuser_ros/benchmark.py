@@ -160,10 +160,12 @@ def print_table(results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(default_model_path()))
+    parser.add_argument("--model-path", "--model", dest="model",
+                        default=str(default_model_path()))
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per variant")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--torch-threads", "--threads", dest="threads", type=int, default=0,
+                        help="torch CPU threads (0: default)")
     parser.add_argument("--presets", default=",".join(PRESETS))
     parser.add_argument("--devices", default="auto",
                         help="comma list of cpu/cuda; 'auto' = cpu, plus cuda when present")

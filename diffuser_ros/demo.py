@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown(context=context)
+        stop.ignore_from_now_on()
 
 
 def progress_line(progress: dict, planner, elapsed: float) -> str:

@@ -236,3 +236,51 @@ def test_controller_settings_validate_their_ranges():
         ControllerSettings(control_period=0.0)
     with pytest.raises(ValueError, match="execution"):
         ControllerSettings(execution="teleport")
+
+
+def test_tracking_follows_the_plans_predicted_state_from_the_measured_one():
+    calls = []
+
+    def tracker(observation, target):
+        calls.append((observation.copy(), target.copy()))
+        return np.full(HOPPER_ACT, 0.5)
+
+    clock, out = FakeClock(), Outputs()
+    planner = make_tiny_planner()
+    ctl = RecedingHorizonController(planner, ControllerSettings(execution="tracking",
+                                                                state_timeout=10.0),
+                                    clock=clock, emit=out, tracker=tracker)
+    ctl.activate()
+    ctl.offer(obs(0.0), clock.now)
+    job = ctl.begin()
+    plan = ctl.compute(job)
+    clock.advance(3 * PERIOD)
+    ctl.offer(obs(0.3), clock.now)          # measured while the plan was computed
+    ctl.finish(job, plan)
+    np.testing.assert_array_equal(out[-1].action, np.full(HOPPER_ACT, 0.5))
+    measured, target = calls[-1]
+    np.testing.assert_array_equal(measured, obs(0.3))
+    np.testing.assert_allclose(target, plan.best_observations[4])  # 3 steps elapsed: next is 4
+    clock.advance((TINY_HORIZON - 4) * PERIOD)
+    ctl.offer(obs(0.4), clock.now)
+    assert ctl.tick().kind == "safe"         # no predicted next state left: plan dropped
+
+
+def test_tracking_needs_a_tracker():
+    with pytest.raises(ValueError, match="tracker"):
+        RecedingHorizonController(make_tiny_planner(), ControllerSettings(execution="tracking"),
+                                  clock=FakeClock(), emit=Outputs())
+
+
+def test_model_inverse_dynamics_recovers_the_action_that_was_applied():
+    gym = pytest.importorskip("gymnasium")
+    from diffuser_ros.control.tracking import ModelInverseDynamics
+
+    env = gym.make("Hopper-v5")
+    obs0, _ = env.reset(seed=3)
+    action = np.array([0.4, -0.3, 0.2])
+    obs1, *_ = env.step(action.astype(np.float32))
+    env.close()
+    tracker = ModelInverseDynamics("Hopper-v5")
+    np.testing.assert_allclose(tracker(obs0, obs1), action, atol=0.05)
+    np.testing.assert_allclose(tracker(obs0[None], obs1[None])[0], action, atol=0.05)

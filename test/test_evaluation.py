@@ -315,3 +315,39 @@ def test_render_episode_writes_gif(tmp_path):
     result = render_episode(constant(0.0), seed=0, path=path, max_steps=12)
     frames = iio.imread(path)
     assert result.length == 12 and frames.shape[1:3] == (240, 320) and len(frames) >= 3
+
+
+def test_tolerance_curve_runs_end_to_end_on_a_tiny_model(tiny_model_dir, tmp_path):
+    from diffuser_ros.evaluation import tolerance
+
+    out = tmp_path / "curve"
+    argv = ["--model-path", str(tiny_model_dir), "--seeds", "0-1", "--latency", "0,3",
+            "--execution", "hold,time_indexed", "--max-steps", "6", "--out", str(out),
+            "--no-progress", "--preset", "", "--n-candidates", "2", "--n-denoise-steps", "2",
+            "--device", "cpu"]
+    assert tolerance.main(argv) == 0
+    results = json.loads((out / "tolerance.json").read_text())
+    assert set(results["points"]) == {"hold@0", "hold@3", "time_indexed@0", "time_indexed@3"}
+    for point in results["points"].values():
+        assert point["n_episodes"] == 2 and 1 <= point["length_mean"] <= 6
+    assert results["settings"]["config"]["n_candidates"] == 2
+    # A second run resumes: nothing is re-run, the file is unchanged.
+    before = (out / "tolerance.json").read_text()
+    assert tolerance.main(argv) == 0
+    assert (out / "tolerance.json").read_text() == before
+
+
+def test_latency_model_delivers_plans_d_steps_late(tiny_planner):
+    from diffuser_ros.control import ControllerSettings
+    from diffuser_ros.evaluation.closed_loop import ControllerPolicy
+
+    obs = np.zeros((1, 11))
+    policy = ControllerPolicy(tiny_planner, latency_steps=3,
+                              settings=ControllerSettings(state_timeout=10.0))
+    applied = [policy(obs + k) for k in range(8)]
+    # Nothing has arrived for the first 3 steps: the robot holds zeros (no command yet).
+    assert all(not a.any() for a in applied[:3])
+    assert applied[3].any()                      # the first plan, started at step 1
+    assert policy.controller.status().plans == 2  # delivered at 4 and 7; a third in flight
+    delay = policy.controller.status().delay
+    assert delay["mean"] == pytest.approx(3 * 0.008)

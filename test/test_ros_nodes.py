@@ -653,6 +653,20 @@ def test_sim_reset_service_episode_stats_and_max_episodes(harness):
     assert not response.success
 
 
+def test_realtime_loop_starts_and_resumes_after_an_estop(harness, tiny_model_dir):
+    # The held realtime simulator publishes no new state; without re-sending the one it holds,
+    # the planner (mailbox empty, simulation time frozen) would never answer: a deadlock.
+    harness.planner(tiny_model_dir, use_sim_time=True)
+    sim = harness.sim(mode="realtime", max_episode_steps=100000,
+                      controller_engaged_topic="planner_node/engaged")
+    wait_until(lambda: sim.steps >= 10, what="the realtime loop starting")
+    harness.call(SetBool, "/planner_node/estop", SetBool.Request(data=True))
+    wait_until(lambda: sim.held, what="held during the e-stop")
+    steps = sim.steps
+    harness.call(SetBool, "/planner_node/estop", SetBool.Request(data=False))
+    wait_until(lambda: sim.steps > steps + 10, what="the loop resuming after release")
+
+
 def test_sim_realtime_steps_on_a_timer_and_zeroes_a_stale_action(harness):
     sim = harness.sim(mode="realtime", action_timeout=0.3, max_episode_steps=1000)
     probe = harness.probe

@@ -15,6 +15,9 @@ fake clock and the closed-loop evaluator and the node drive one implementation:
 * **execution** of the newest plan between plans (``execution``): ``hold`` publishes its first
   action once (the robot holds it, a forward command controller); ``time_indexed`` publishes, at
   every tick, the plan's action for the control step elapsed since the state it started from;
+  ``tracking`` runs a feedback ``tracker(measured state, plan's predicted next state)`` at every
+  tick (e.g. :class:`~diffuser_ros.control.tracking.ModelInverseDynamics`); a plan that has run
+  out is dropped and the safe action goes out;
 * **statistics**: planning latency, action delay (how long after the state was measured its
   action went out, on the same clock: zero in lockstep, where the world waits), deadline misses
   against ``control_period``, rejected states, safe actions, resets.
@@ -44,7 +47,7 @@ from diffuser_ros.settings import check_fields, setting
 
 LOG = logging.getLogger(__name__)
 
-EXECUTIONS = ("hold", "time_indexed")
+EXECUTIONS = ("hold", "time_indexed", "tracking")
 OK, WARN, ERROR = 0, 1, 2  # health levels (the values of diagnostic_msgs/DiagnosticStatus)
 
 
@@ -63,7 +66,13 @@ class ControllerSettings:
     execution: str = setting(
         "hold", "Between plans: 'hold' = publish each plan's first action once (the robot holds "
         "it); 'time_indexed' = every control period, publish the plan's action for the steps "
-        "elapsed since its state, the safe action once the plan runs out.", choices=EXECUTIONS)
+        "elapsed since its state; 'tracking' = every control period, the action that takes the "
+        "measured state to the plan's predicted next state (robot-model inverse dynamics). "
+        "Both drop a plan that has run out (safe action).", choices=EXECUTIONS)
+    predict_ahead: int = setting(
+        0, "Latency compensation: plan from the state the newest plan predicts this many control "
+        "steps after the measured one (when it covers it), so the new plan starts where the "
+        "robot will be when it arrives; 0 = plan from the measured state.", range=(0, 1000))
     latency_window: int = setting(100, "Number of recent plans the latency statistics cover.",
                                   range=(1, 100000), runtime=False)
 
@@ -135,7 +144,8 @@ class _Pending:
 
 @dataclass
 class _ActivePlan:
-    actions: np.ndarray   # [H, act] or [B, H, act]
+    actions: np.ndarray       # [H, act] or [B, H, act]
+    observations: np.ndarray  # [H, obs] or [B, H, obs]
     stamp_ns: int
 
 
@@ -163,13 +173,18 @@ class RecedingHorizonController:
     def __init__(self, planner, settings: ControllerSettings | None = None, *,
                  clock: Callable[[], int], emit: Callable[[Command], None],
                  log: Callable[[int, str], None] | None = None,
-                 timer: Callable[[], float] = time.perf_counter):
+                 timer: Callable[[], float] = time.perf_counter,
+                 tracker: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None):
         self.planner = planner
         self._settings = settings or ControllerSettings()
         self._clock = clock
         self._emit_fn = emit
         self._log = log or (lambda level, message: LOG.log(level, message))
         self._timer = timer
+        self._tracker = tracker
+        if self._settings.execution == "tracking" and tracker is None:
+            raise ValueError("execution 'tracking' needs a tracker")
+        self._latest: _State | None = None  # the newest valid state, planned on or not
         self._cv = threading.Condition()
         self._output_lock = threading.RLock()
         self._settings_lock = threading.Lock()
@@ -254,6 +269,7 @@ class RecedingHorizonController:
                 self._counters.resent += 1
                 return True  # the state being planned on, sent again: its action is coming
             self._newest = _State(obs, stamp, key)
+            self._latest = self._newest
             self._action_shape = obs.shape[:-1] + (self.planner.spec.action_dim,)
             self._cv.notify()
         return True
@@ -286,6 +302,8 @@ class RecedingHorizonController:
         new = replace(self._settings, **changes)
         if new.latency_window != self._settings.latency_window:
             raise ValueError("latency_window cannot change while running")
+        if new.execution == "tracking" and self._tracker is None:
+            raise ValueError("execution 'tracking' needs a tracker (none was given)")
         self._settings = new
         self._delay.deadline = new.control_period
         return new
@@ -309,6 +327,11 @@ class RecedingHorizonController:
     @property
     def estop(self) -> bool:
         return self._estop
+
+    @property
+    def has_tracker(self) -> bool:
+        """Whether ``execution: tracking`` is available."""
+        return self._tracker is not None
 
     # -- planning cycle ---------------------------------------------------------------------
     def run_once(self, timeout: float | None = 0.0) -> bool:
@@ -343,8 +366,23 @@ class RecedingHorizonController:
                         self._emit(Command(answered[1], "repeat", state.key))
                 return None
             self._in_progress_key = state.key
+        state = self._predicted(state)
         shift = self._apply_pending(state.stamp_ns)
         return Job(state, shift)
+
+    def _predicted(self, state: _State) -> _State:
+        """With ``predict_ahead``: the newest plan's predicted state that many steps later."""
+        ahead = self._settings.predict_ahead
+        plan = self._active_plan
+        if not ahead or plan is None:
+            return state
+        period = self._settings.control_period_ns
+        stamp = state.stamp_ns + ahead * period
+        k = (stamp - plan.stamp_ns) // period
+        if not 0 <= k < plan.observations.shape[-2] or \
+                plan.observations.shape[:-2] != state.observation.shape[:-1]:
+            return state
+        return _State(np.array(plan.observations[..., k, :]), stamp, state.key)
 
     def compute(self, job: Job):
         """Plan from the job's state (the expensive part; no lock held)."""
@@ -364,9 +402,11 @@ class RecedingHorizonController:
             now = self._clock()
             self._delay.add(max(now - job.state.stamp_ns, 0) * 1e-9)
             action = np.asarray(plan.action, dtype=np.float64)
-            self._active_plan = _ActivePlan(np.asarray(plan.best_actions), job.state.stamp_ns)
-            if self._settings.execution == "time_indexed":
-                action = self._indexed_action(now) if now else action
+            self._active_plan = _ActivePlan(np.asarray(plan.best_actions),
+                                            np.asarray(plan.best_observations),
+                                            job.state.stamp_ns)
+            if self._settings.execution != "hold":
+                action = self._executed_action(now) if now else action
                 if action is None:
                     self._emit_safe("the plan ran out before it arrived")
                     return False
@@ -426,8 +466,8 @@ class RecedingHorizonController:
                 self._active_plan = None
                 return self._emit_safe(reason)
             self._safe_reason = ""
-            if self._settings.execution == "time_indexed" and self._active_plan is not None:
-                action = self._indexed_action(now)
+            if self._settings.execution != "hold" and self._active_plan is not None:
+                action = self._executed_action(now)
                 if action is None:
                     self._active_plan = None
                     return self._emit_safe("the newest plan has run out")
@@ -452,12 +492,19 @@ class RecedingHorizonController:
             return f"state is {age:.3f} s old"
         return ""
 
-    def _indexed_action(self, now: int) -> np.ndarray | None:
+    def _executed_action(self, now: int) -> np.ndarray | None:
+        """The time-indexed or tracked action for ``now`` (None: the plan has run out)."""
         plan = self._active_plan
-        k = (now - plan.stamp_ns) // self._settings.control_period_ns
+        period = self._settings.control_period_ns
         horizon = plan.actions.shape[-2]
-        if k < 0:
-            k = 0
+        if self._settings.execution == "tracking":
+            latest = self._latest
+            k = max((latest.stamp_ns - plan.stamp_ns) // period, 0)
+            if k + 1 >= horizon:
+                return None
+            return np.asarray(self._tracker(latest.observation,
+                                            plan.observations[..., k + 1, :]), dtype=np.float64)
+        k = max((now - plan.stamp_ns) // period, 0)
         if k >= horizon:
             return None
         return np.clip(plan.actions[..., k, :], self.planner.spec.action_low,

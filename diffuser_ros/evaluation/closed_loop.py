@@ -94,22 +94,81 @@ def latency_stats(latencies_s: Sequence[float]) -> dict:
     return {"n_calls": n_calls, **{k: v if n_calls else None for k, v in stats.items()}}
 
 
-class PlannerPolicy(Policy):
-    """First action of the best plan of a :class:`~diffuser_ros.planning.DiffusionPlanner`."""
+class FakeClock:
+    """Integer-nanosecond clock the evaluation advances by one control period per env step."""
+
+    def __init__(self) -> None:
+        self.now = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+class ControllerPolicy(Policy):
+    """The planner driven through the node's :class:`~diffuser_ros.control.
+    RecedingHorizonController`, under a deterministic latency model: a plan started from the
+    state at step t is delivered at step t + ``latency_steps``; until then the controller decides
+    what is applied (the held action, time-indexed plan steps, or the safe action), exactly as
+    the node does on a real clock. ``latency_steps`` 0 is lockstep (the world waits).
+    """
 
     name = "planner"
 
-    def __init__(self, planner) -> None:
+    def __init__(self, planner, latency_steps: int = 0, settings=None,
+                 control_period: float | None = None, tracker=None) -> None:
         super().__init__()
+        from diffuser_ros.control import ControllerSettings
+
+        if latency_steps < 0:
+            raise ValueError(f"latency_steps must be >= 0, got {latency_steps}")
         self.planner = planner
+        self.latency_steps = int(latency_steps)
+        settings = settings or ControllerSettings()
+        if control_period is not None:
+            settings = type(settings)(**{**settings.__dict__, "control_period": control_period})
+        self.settings = settings
+        self.tracker = tracker
+        self.reset()
 
     def reset(self) -> None:
-        # Forget any warm-start plan and re-seed the noise (when the config's seed >= 0), so the
-        # same seeds and settings reproduce the same returns.
+        from diffuser_ros.control import RecedingHorizonController
+
         self.planner.reset()
+        self.clock = FakeClock()
+        self.commands: list = []
+        self.controller = RecedingHorizonController(
+            self.planner, self.settings, clock=self.clock, emit=self.commands.append,
+            tracker=self.tracker)
+        self.controller.activate()
+        self._held: np.ndarray | None = None
+        self._job = None
+        self._plan = None
+        self._due = 0
+        self._step = 0
 
     def act(self, obs_batch: np.ndarray) -> np.ndarray:
-        return self.planner.plan(obs_batch).action
+        period = self.settings.control_period_ns
+        self._step += 1
+        self.clock.now = self._step * period  # > 0: the clock has started
+        self.controller.offer(obs_batch, self.clock.now)
+        if self._job is not None and self._step >= self._due:
+            self.controller.finish(self._job, self._plan)
+            self._job = None
+        if self._job is None:  # the planner is free: start from the newest state
+            self._job = self.controller.begin()
+            if self._job is not None:
+                self._plan = self.controller.compute(self._job)
+                self._due = self._step + self.latency_steps
+                if self.latency_steps == 0:
+                    self.controller.finish(self._job, self._plan)
+                    self._job = None
+        self.controller.tick()
+        for command in self.commands:  # the robot holds the newest command
+            self._held = command.action
+        self.commands.clear()
+        if self._held is None:
+            return np.zeros((obs_batch.shape[0], self.planner.spec.action_dim))
+        return np.asarray(self._held, dtype=np.float64)
 
 
 class CallablePolicy(Policy):
@@ -124,9 +183,11 @@ class CallablePolicy(Policy):
         return np.asarray(self.fn(obs_batch), dtype=np.float64)
 
 
-def planner_policy(planner) -> PlannerPolicy:
-    """Policy that plans for the whole batch in one ``planner.plan`` call."""
-    return PlannerPolicy(planner)
+def planner_policy(planner, latency_steps: int = 0, settings=None,
+                   tracker=None) -> ControllerPolicy:
+    """The planner as the node runs it (its controller core), planning for the whole batch in one
+    ``planner.plan`` call; ``latency_steps`` > 0 models a plan arriving that many steps late."""
+    return ControllerPolicy(planner, latency_steps, settings, tracker=tracker)
 
 
 def bc_policy(bc) -> CallablePolicy:

@@ -42,6 +42,14 @@ class StopRequest:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self)
 
+    @staticmethod
+    def ignore_from_now_on() -> None:
+        """Once shut down: ignore further signals. At exit CPython resets Python-level handlers
+        to SIG_DFL while DDS is still tearing down, so the second SIGINT a launch sends would
+        otherwise kill the process (exit -2)."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+
 
 def spin_until(executor, done: Callable[[], bool], stop: StopRequest,
                period: float = 0.05) -> None:
@@ -88,6 +96,7 @@ def run_node(args, create: Callable[[], Node], startup_errors: tuple[type[BaseEx
             if executor is not None:
                 executor.shutdown()
             node.destroy_node()
-        rclpy.try_shutdown()
+        rclpy.try_shutdown(uninstall_handlers=False)
+        stop.ignore_from_now_on()
     if code:
         sys.exit(code)

@@ -290,6 +290,11 @@ class HopperSimNode(Node):
         self._ep_started = time.monotonic()
         self._frame()
 
+    def _log_holding(self) -> None:
+        self.get_logger().info(
+            f"holding the simulation until the controller is engaged ({self._engaged_topic}; "
+            "controller_engaged_topic:='' runs without)", throttle_duration_sec=5.0)
+
     def _on_engaged(self, msg: Bool) -> None:
         was = self.held
         self._engaged = bool(msg.data)
@@ -299,7 +304,7 @@ class HopperSimNode(Node):
             self.get_logger().info(
                 f"{'holding the simulation' if self.held else 'running'}: controller "
                 f"{'engaged' if self._engaged else 'not engaged'} ({self._engaged_topic})")
-        if self._engaged and self._mode == "lockstep" and not self.finished:
+        if self._engaged and not self.finished:
             self._publish_state()  # resume the loop from where it stood
 
     def _on_action(self, msg: Float64MultiArray) -> None:
@@ -327,7 +332,15 @@ class HopperSimNode(Node):
         self._step(action)
 
     def _on_tick(self) -> None:
-        if self.finished or self.held:
+        if self.finished:
+            return
+        if self.held:
+            # Engaged but waiting for the first action: the controller needs a state to answer,
+            # and the one published before it subscribed (or before an e-stop) may be lost.
+            if self._engaged and time.monotonic() - self._last_publish >= KICK_PERIOD_S:
+                self._publish_state()
+            elif self._engaged is None:
+                self._log_holding()
             return
         if self._last_action_time is None or \
                 time.monotonic() - self._last_action_time > self._action_timeout:
@@ -340,10 +353,7 @@ class HopperSimNode(Node):
             return
         if self.held:
             if self._engaged is None:
-                self.get_logger().info(
-                    f"holding the simulation until the controller is engaged "
-                    f"({self._engaged_topic}; controller_engaged_topic:='' runs without)",
-                    throttle_duration_sec=5.0)
+                self._log_holding()
             return
         count = self._state_pub.get_subscription_count()
         fresh_subscriber = count > self._known_subscribers and self._last_action_time is None
@@ -389,6 +399,11 @@ class HopperSimNode(Node):
 
     def _start_episode(self) -> None:
         """Reset the planner (if its service is up), then publish the episode's first state."""
+        if self._mode == "realtime" and self._engaged_topic:
+            # Like the first episode: held until the controller answers this episode's first
+            # state, rather than falling on an action meant for the last episode.
+            self._action_since_engaged = False
+            self._action = np.zeros(self._act_dim)
         client = self._planner_reset
         if client is not None and client.service_is_ready():
             future = client.call_async(Trigger.Request())

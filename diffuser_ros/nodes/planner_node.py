@@ -251,9 +251,14 @@ class PlannerNode(LifecycleNode):
             raise StartupError(f"action_joints names {len(p['action_joints'])} joints but model "
                                f"{model_path} has {spec.action_dim} actions")
         warmup = self._warm_up()
+        tracker = self._make_tracker()
+        if self._settings.execution == "tracking" and tracker is None:
+            raise StartupError(f"execution 'tracking' needs the robot's MuJoCo model, and model "
+                               f"{model_path} names no environment to take it from "
+                               f"(env_id {spec.env_id!r})")
         self.controller = RecedingHorizonController(
             self.planner, self._settings, clock=lambda: self.get_clock().now().nanoseconds,
-            emit=self._publish, log=self._log)
+            emit=self._publish, log=self._log, tracker=tracker)
         self._create_interfaces()
         self.controller.start()
         self.get_logger().info(
@@ -264,6 +269,20 @@ class PlannerNode(LifecycleNode):
             f"preset {p['preset']!r}: {_describe(self._config)}; state from "
             f"{self._state_sub.topic_name} ({p['state_input']}), actions on "
             f"{self._action_pub.topic_name}; {_describe(self._settings)}")
+
+    def _make_tracker(self):
+        """The robot-model inverse dynamics for ``execution: tracking`` (None: unavailable)."""
+        env_id = self.planner.spec.env_id
+        if not env_id or self._p["state_input"] != "joint_states":
+            return None
+        try:
+            from diffuser_ros.control.tracking import ModelInverseDynamics
+
+            return ModelInverseDynamics(env_id, self._mapping.position_skip,
+                                        weights=1.0 / self.planner.normalizer.observation_std)
+        except Exception as exc:  # noqa: BLE001 - gymnasium/mujoco missing or env unknown
+            self.get_logger().info(f"execution 'tracking' unavailable: {exc}")
+            return None
 
     def _warm_up(self) -> float:
         """The first plan pays for lazy initialisation; not counted in the statistics."""
@@ -455,6 +474,10 @@ class PlannerNode(LifecycleNode):
                 resolve_device(config.device)
             settings = ControllerSettings(**{**self._settings.__dict__, **{
                 n: v for n, v in names.items() if n in CONTROLLER_FIELDS}})
+            if settings.execution == "tracking" and self.controller is not None and \
+                    not self.controller.has_tracker:
+                raise ValueError("execution 'tracking' is unavailable: no robot model (see the "
+                                 "log at configure)")
         except (ValueError, TypeError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self._pending = (config, settings, [

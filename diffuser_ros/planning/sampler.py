@@ -53,7 +53,8 @@ def value_and_grad(value_function: UNet1DModel, x: torch.Tensor, t: torch.Tensor
         x = x.detach().requires_grad_(True)
         values = value_function(x, t).sample.squeeze(-1)
         (grad,) = torch.autograd.grad(values.sum(), x)
-    return values.detach(), grad
+    # A copy: with CUDA graphs (compile on CUDA) the next replay overwrites the output buffers.
+    return values.detach().clone(), grad
 
 
 @torch.no_grad()
@@ -82,7 +83,7 @@ def guided_sample(unet: UNet1DModel, value_function: UNet1DModel, x: torch.Tenso
                     grad = grad * coefficients.grad_scale[k]
                 x = conditioning.apply_(x + guide.guide_scale * grad)
         elif k == n_steps - 1:
-            values = value_function(x, t).sample.squeeze(-1)
+            values = value_function(x, t).sample.squeeze(-1).clone()  # see value_and_grad
         x0 = unet(x, t).sample
         x = coefficients.x0_coef[k] * x0 + coefficients.xt_coef[k] * x
         if k < n_steps - 1 and step_noise is not None:

@@ -1,0 +1,165 @@
+"""``diffuser-ros-tolerance``: closed-loop return against planning latency, no wall-clock noise.
+
+A plan started from the state at step t is delivered at step t + d (the deterministic latency
+model of :class:`~diffuser_ros.evaluation.closed_loop.ControllerPolicy`); meanwhile the node's
+controller core decides what the robot applies. For each execution mode and each d it runs the
+same seeds and writes ``tolerance.json`` (mean ± s.e., D4RL score, full-length fraction, per-seed
+returns) and ``tolerance.png``. Finished points are kept, so an interrupted run resumes::
+
+    diffuser-ros-tolerance --seeds 0-9 --latency 0,1,2,4,8,16,25 --execution hold,time_indexed \\
+        --out docs/tolerance
+
+Read the curve at the d that matters: d = planning latency / control period (Hopper: 8 ms), e.g.
+the ``action_delay`` the node reports in its diagnostics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from diffuser_ros.control import EXECUTIONS, ControllerSettings
+from diffuser_ros.evaluation.closed_loop import DEFAULT_ENV_ID, planner_policy, run_episodes
+from diffuser_ros.evaluation.report import read_json, summarize, write_json
+from diffuser_ros.planning import DEFAULT_PRESET, PlannerConfig, preset
+from diffuser_ros.settings import add_arguments, given_arguments
+
+
+def parse_ints(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        if "-" in part.strip()[1:]:
+            lo, hi = part.split("-")
+            out.extend(range(int(lo), int(hi) + 1))
+        elif part.strip():
+            out.append(int(part))
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="diffuser-ros-tolerance",
+                                description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-path", default=None, help="planner folder (default: shipped model)")
+    p.add_argument("--seeds", type=parse_ints, default=list(range(10)),
+                   help="evaluation seeds, e.g. 0-9")
+    p.add_argument("--latency", type=parse_ints, default=[0, 1, 2, 4, 8, 16, 25],
+                   help="plan latencies d in control steps")
+    p.add_argument("--execution", default="hold",
+                   help=f"comma-separated execution modes ({', '.join(EXECUTIONS)})")
+    p.add_argument("--predict-ahead", type=int, default=0,
+                   help="controller predict_ahead (latency compensation, control steps)")
+    p.add_argument("--max-steps", type=int, default=1000)
+    p.add_argument("--env-id", default=DEFAULT_ENV_ID)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--torch-threads", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("planner settings (the preset, with any of these on top)")
+    g.add_argument("--preset", default=DEFAULT_PRESET)
+    add_arguments(g, PlannerConfig)
+    return p
+
+
+def tracker(planner):
+    """The robot-model tracker for ``execution: tracking`` (the model's own environment)."""
+    from diffuser_ros.control.tracking import ModelInverseDynamics
+
+    return ModelInverseDynamics(planner.spec.env_id or DEFAULT_ENV_ID,
+                                weights=1.0 / planner.normalizer.observation_std)
+
+
+def point_key(execution: str, latency: int) -> str:
+    return f"{execution}@{latency}"
+
+
+def run(args: argparse.Namespace) -> dict:
+    from diffuser_ros.planning import default_model_path, load_planner, set_cpu_threads
+
+    if args.torch_threads is not None:
+        set_cpu_threads(args.torch_threads)
+    overrides = given_arguments(args, PlannerConfig)
+    overrides.setdefault("seed", 0)
+    config = preset(args.preset, **overrides)
+    model = args.model_path or str(default_model_path())
+    planner = load_planner(model, config=config)
+    executions = [e.strip() for e in args.execution.split(",") if e.strip()]
+    for e in executions:
+        if e not in EXECUTIONS:
+            raise SystemExit(f"unknown execution {e!r}; choose from {EXECUTIONS}")
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "tolerance.json"
+    results = read_json(path) if path.is_file() else {}
+    settings_record = {"model": model, "config": config.to_dict(), "seeds": args.seeds,
+                       "predict_ahead": args.predict_ahead,
+                       "max_steps": args.max_steps, "env_id": args.env_id,
+                       "device": str(planner.device)}
+    if results.get("settings") != settings_record:
+        results = {"settings": settings_record, "points": {}}
+    for execution in executions:
+        for latency in args.latency:
+            key = point_key(execution, latency)
+            if key in results["points"]:
+                continue
+            settings = ControllerSettings(execution=execution, predict_ahead=args.predict_ahead)
+            policy = planner_policy(planner, latency, settings,
+                                    tracker=tracker(planner) if execution == "tracking" else None)
+            start = time.perf_counter()
+            episodes = run_episodes(policy, args.seeds, args.env_id, args.max_steps,
+                                    progress=not args.no_progress, desc=key)
+            summary = summarize(episodes)
+            summary.update(execution=execution, latency_steps=latency,
+                           wall_s=round(time.perf_counter() - start, 1),
+                           mean_latency_ms=float(np.mean(policy.latencies_s)) * 1e3)
+            results["points"][key] = summary
+            write_json(path, results)
+            print(f"{key:>18}: return {summary['return_mean']:8.1f} ± "
+                  f"{summary['return_se']:6.1f} (score {summary['score_mean']:5.1f}), full "
+                  f"length {summary['full_length_fraction']:.0%}", flush=True)
+    plot(results, out / "tolerance.png")
+    return results
+
+
+def plot(results: dict, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    by_execution: dict[str, list] = {}
+    for point in results["points"].values():
+        by_execution.setdefault(point["execution"], []).append(point)
+    for execution, points in sorted(by_execution.items()):
+        points.sort(key=lambda p: p["latency_steps"])
+        x = np.array([p["latency_steps"] for p in points])
+        ax.errorbar(x + 0.5, [p["return_mean"] for p in points],
+                    yerr=[p["return_se"] for p in points], marker="o", capsize=3,
+                    label=execution)
+    ax.set_xscale("log")
+    ticks = sorted({p["latency_steps"] for p in results["points"].values()})
+    ax.set_xticks([t + 0.5 for t in ticks], [str(t) for t in ticks])
+    ax.set_xlabel("plan latency d (control steps of 8 ms)")
+    ax.set_ylabel("return (mean ± s.e.)")
+    ax.set_title(f"Hopper, {len(results['settings']['seeds'])} seeds × "
+                 f"{results['settings']['max_steps']} steps")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(build_parser().parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
