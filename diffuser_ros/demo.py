@@ -38,7 +38,11 @@ LAUNCH_ARGUMENTS = {
     "episodes": ("hopper_sim_node", "max_episodes"),
     "preset": ("planner_node", "preset"),
     "use_sim_time": ("planner_node", "use_sim_time"),
+    "execution": ("planner_node", "execution"),
 }
+# The planner's execution when --execution is not given: lockstep holds each plan's first action;
+# in real time plans arrive late, so the tracker follows them (the launch file has the same rule).
+EXECUTION_BY_MODE = {"lockstep": "hold", "realtime": "tracking"}
 
 
 def params_file() -> Path:
@@ -80,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--episodes", type=int, help="episodes to run (0 = until Ctrl-C)")
     parser.add_argument("--preset", help="planner preset ('' = individual parameters)")
     parser.add_argument("--use-sim-time", type=_bool, help="planner uses the simulator's /clock")
+    parser.add_argument("--execution", choices=("hold", "time_indexed", "tracking"),
+                        help="planner execution between plans (default: hold in lockstep, "
+                             "tracking in realtime)")
     parser.add_argument("--seed", type=int,
                         help="simulator seed (episode k: seed + k) and planner noise seed")
     parser.add_argument("--max-episode-steps", type=int, help="episode length limit")
@@ -104,6 +111,8 @@ def overrides(args: argparse.Namespace) -> dict[str, dict]:
         value = getattr(args, arg)
         if value is not None:
             out[node][param] = value
+    if args.execution is None and args.mode is not None:
+        out["planner_node"]["execution"] = EXECUTION_BY_MODE[args.mode]
     if args.seed is not None:
         out["hopper_sim_node"]["seed"] = args.seed
         out["planner_node"]["seed"] = args.seed

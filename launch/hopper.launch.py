@@ -20,7 +20,7 @@ from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandle
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch.launch_description import LaunchDescription
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
@@ -45,6 +45,14 @@ def generate_launch_description():
                                           "(the individual parameters)"),
         DeclareLaunchArgument("use_sim_time", default_value="true",
                               description="Planner follows the simulator's /clock"),
+        # Lockstep: hold each plan's first action (the world waits for every plan). Realtime:
+        # plans arrive tens of control periods late, so follow the newest plan's states with
+        # the robot-model tracker at every control period (README, "Real-time control").
+        DeclareLaunchArgument("execution", default_value=PythonExpression([
+            "{'lockstep': 'hold', 'realtime': 'tracking'}['", LaunchConfiguration("mode"), "']"]),
+            choices=["hold", "time_indexed", "tracking"],
+            description="Planner execution between plans (default: hold in lockstep, tracking "
+                        "in realtime)"),
     ]
     planner = Node(
         package="diffuser_ros", executable="planner_node", name="planner_node", output="screen",
@@ -53,6 +61,7 @@ def generate_launch_description():
             "model_path": arg("model_path", str),
             "preset": arg("preset", str),
             "use_sim_time": arg("use_sim_time", bool),
+            "execution": arg("execution", str),
         }])
     sim = Node(
         package="diffuser_ros", executable="hopper_sim_node", name="hopper_sim_node",

@@ -31,7 +31,7 @@ from diffuser_ros.planning import PlannerConfig
 FAST_PLANNER = PlannerConfig(n_candidates=4, n_denoise_steps=3, n_guide_steps=1, seed=0,
                              device="cpu")
 FAST_FLAGS = ["--n-candidates", "2", "--n-denoise-steps", "3", "--n-guide-steps", "1",
-              "--no-progress", "--threads", "1", "--device", "cpu"]
+              "--no-progress", "--torch-threads", "1", "--device", "cpu", "--warm-start-steps", "2"]
 
 
 def constant(value: float):

@@ -94,9 +94,25 @@ def test_launch_defaults_equal_the_yaml_or_the_code(launch, params):
     code = {"planner_node": {s.name: s.default for s in PLANNER_SPECS},
             "hopper_sim_node": {s.name: s.default for s in SIM_SPECS}}
     for arg, (node, param) in demo.LAUNCH_ARGUMENTS.items():
+        if arg == "execution":
+            continue  # depends on mode: test_execution_follows_the_mode
         value = params[node]["ros__parameters"].get(param, code[node].get(param))
         default = launch["arguments"][arg]
         assert yaml.safe_load(default) == value if default else value == "", arg
+
+
+def test_execution_follows_the_mode_in_launch_and_runner():
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    (declare,) = [c for c in _calls(tree, "DeclareLaunchArgument")
+                  if _const(c.args[0]) == "execution"]
+    parts = _kw(declare, "default_value").args[0].elts
+    for mode, execution in demo.EXECUTION_BY_MODE.items():
+        expression = _const(parts[0]) + mode + _const(parts[2])
+        assert eval(expression) == execution  # noqa: S307 - our own launch file
+        args = demo.build_parser().parse_args(["--mode", mode])
+        assert demo.overrides(args)["planner_node"]["execution"] == execution
+    args = demo.build_parser().parse_args(["--mode", "realtime", "--execution", "hold"])
+    assert demo.overrides(args)["planner_node"]["execution"] == "hold"
 
 
 def test_runner_flags_become_node_overrides():
@@ -104,7 +120,7 @@ def test_runner_flags_become_node_overrides():
         ["--mode", "realtime", "--episodes", "3", "--use-sim-time", "false", "--seed", "4"])
     out = demo.overrides(args)
     assert out["hopper_sim_node"] == {"mode": "realtime", "max_episodes": 3, "seed": 4}
-    assert out["planner_node"] == {"use_sim_time": False, "seed": 4}
+    assert out["planner_node"] == {"use_sim_time": False, "seed": 4, "execution": "tracking"}
 
 
 def test_yaml_holds_every_parameter_with_the_code_default(params):

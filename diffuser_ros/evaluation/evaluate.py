@@ -13,7 +13,7 @@ Writes ``OUT/results.json`` (after every finished variant, and after every finis
 settings and seeds is skipped unless ``--force``) and ``OUT/returns.png``, and prints a table.
 Example::
 
-    diffuser-ros-evaluate --model diffuser_ros/models/hopper --seeds 0-19 \\
+    diffuser-ros-evaluate --model-path diffuser_ros/models/hopper --seeds 0-19 \\
         --variants guided,unguided,bc,behaviour --dataset data/hopper-medium.hdf5 \\
         --behaviour-policy runs/sac/policies/best.zip --preset quality --out eval/quality
 
@@ -96,12 +96,13 @@ def parse_variants(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from diffuser_ros.planning import PRESETS
+    from diffuser_ros.planning import DEFAULT_PRESET, PRESETS, PlannerConfig
+    from diffuser_ros.settings import add_arguments
 
     p = argparse.ArgumentParser(
         prog="diffuser-ros-evaluate", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=str, default=None,
+    p.add_argument("--model-path", "--model", dest="model", type=str, default=None,
                    help="planner folder (default: the model shipped in the package)")
     p.add_argument("--seeds", type=parse_seeds, default=list(range(20)),
                    help="evaluation seeds, e.g. '0-19' (default) or '0,3,7-9'")
@@ -120,21 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "chunk is saved, so a long variant resumes mid-way")
     p.add_argument("--force", action="store_true",
                    help="re-run variants already in results.json with the same settings")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--torch-threads", "--threads", dest="threads", type=int, default=None,
+                   help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    g = p.add_argument_group("planner settings (guided; unguided derives from them)")
-    g.add_argument("--preset", choices=sorted(PRESETS), default="quality")
-    g.add_argument("--n-candidates", type=int)
-    g.add_argument("--n-denoise-steps", type=int)
-    g.add_argument("--n-guide-steps", type=int)
-    g.add_argument("--guide-scale", type=float)
-    g.add_argument("--t-stopgrad", type=int)
-    g.add_argument("--sampler", choices=("ddpm", "ddim"))
-    g.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=None)
-    g.add_argument("--warm-start-steps", type=int)
-    g.add_argument("--planner-seed", type=int, default=0,
-                   help="seed of the planner's noise (re-seeded per variant run; -1 = random)")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    g = p.add_argument_group("planner settings (guided; unguided derives from them): the preset, "
+                             "with any setting given here on top")
+    g.add_argument("--preset", choices=("",) + tuple(sorted(PRESETS)), default=DEFAULT_PRESET)
+    add_arguments(g, PlannerConfig)
+    g.add_argument("--planner-seed", dest="seed", type=int, help=argparse.SUPPRESS)  # old name
     b = p.add_argument_group("behaviour cloning")
     b.add_argument("--bc-steps", type=int, default=50_000)
     b.add_argument("--bc-batch-size", type=int, default=256)
@@ -150,12 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def planner_config(args: argparse.Namespace):
     """The ``guided`` settings: the preset with the command-line overrides on top."""
-    from diffuser_ros.planning import preset
+    from diffuser_ros.planning import PlannerConfig, preset
+    from diffuser_ros.settings import given_arguments
 
-    overrides = {name: getattr(args, name) for name in (
-        "n_candidates", "n_denoise_steps", "n_guide_steps", "guide_scale", "t_stopgrad",
-        "sampler", "warm_start", "warm_start_steps") if getattr(args, name) is not None}
-    return preset(args.preset, seed=args.planner_seed, device=args.device, **overrides)
+    overrides = given_arguments(args, PlannerConfig)
+    overrides.setdefault("seed", 0)  # reproducible unless asked otherwise (-1 = random)
+    return preset(args.preset, **overrides)
 
 
 def unguided_config(config):
