@@ -25,11 +25,9 @@ changes are validated in the on-set callback and applied by the controller betwe
 from __future__ import annotations
 
 import logging
-import math
 import sys
 
-from builtin_interfaces.msg import Duration
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -39,9 +37,10 @@ from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from diffuser_ros.control import Command, ControllerSettings, RecedingHorizonController
+from diffuser_ros.nodes import planner_messages
 from diffuser_ros.nodes.entry import run_node
 from diffuser_ros.nodes.observation import HOPPER_JOINTS, JointStateMapping, check_observation
 from diffuser_ros.nodes.parameters import (
@@ -259,6 +258,8 @@ class PlannerNode(LifecycleNode):
         self.controller = RecedingHorizonController(
             self.planner, self._settings, clock=lambda: self.get_clock().now().nanoseconds,
             emit=self._publish, log=self._log, tracker=tracker)
+        self._joint_indices = planner_messages.joint_indices(
+            list(p["action_joints"]), self._mapping, p["state_input"] == "joint_states")
         self._create_interfaces()
         self.controller.start()
         self.get_logger().info(
@@ -378,37 +379,10 @@ class PlannerNode(LifecycleNode):
             self._trajectory_pub.publish(self.trajectory_message(command))
 
     def trajectory_message(self, command: Command) -> JointTrajectory:
-        """The chosen plan as a JointTrajectory of the actuated joints: predicted positions and
-        velocities (when the observation holds them), planned actions as ``effort``, stamped with
-        the state the plan started from, one point per control period."""
-        plan = command.plan
-        actions, observations = plan.best_actions, plan.best_observations
-        joints = list(self._p["action_joints"])
-        pos_idx, vel_idx = self._joint_indices(joints)
-        msg = JointTrajectory(joint_names=joints)
-        msg.header.stamp = Time(nanoseconds=command.stamp_ns or 0).to_msg()
-        period_ns = self.controller.settings.control_period_ns
-        for k in range(actions.shape[0]):
-            t = k * period_ns
-            point = JointTrajectoryPoint(
-                effort=actions[k].tolist(),
-                time_from_start=Duration(sec=t // 1_000_000_000, nanosec=t % 1_000_000_000))
-            if pos_idx is not None:
-                point.positions = observations[k, pos_idx].tolist()
-                point.velocities = observations[k, vel_idx].tolist()
-            msg.points.append(point)
-        return msg
-
-    def _joint_indices(self, joints: list[str]):
-        """Where each actuated joint's position and velocity sit in the observation."""
-        names = self._mapping.joint_names
-        skip = self._mapping.position_skip
-        if self._p["state_input"] != "joint_states" or \
-                any(j not in names or names.index(j) < skip for j in joints):
-            return None, None
-        n_pos = len(names) - skip
-        return ([names.index(j) - skip for j in joints],
-                [n_pos + names.index(j) for j in joints])
+        """The chosen plan as a JointTrajectory (see :func:`planner_messages.trajectory`)."""
+        return planner_messages.trajectory(command, list(self._p["action_joints"]),
+                                           self._joint_indices,
+                                           self.controller.settings.control_period_ns)
 
     def _on_tick(self) -> None:
         command = self.controller.tick()
@@ -510,43 +484,13 @@ class PlannerNode(LifecycleNode):
         if self.controller is None:
             return DiagnosticStatus(level=DiagnosticStatus.WARN, name=self._diagnostics_name(),
                                     message=f"{self.lifecycle_state}: no model loaded")
-        s = self.controller.status()
-        message = s.message
-        if s.message.startswith("waiting for the clock"):
-            message += " (use_sim_time is true and no /clock has been received)"
-        values = {
-            "lifecycle_state": self.lifecycle_state,
-            "plans": s.plans,
-            "latency_mean_ms": _ms(s.latency["mean"]),
-            "latency_p95_ms": _ms(s.latency["p95"]),
-            "latency_max_ms": _ms(s.latency["max"]),
-            "action_delay_mean_ms": _ms(s.delay["mean"]),
-            "action_delay_p95_ms": _ms(s.delay["p95"]),
-            "latency_window": s.latency["window"],
-            "deadline_ms": _ms(s.settings.control_period),
-            "deadline_misses": s.delay["deadline_misses"],
-            "deadline_misses_window": s.delay["window_misses"],
-            "warm_start_shift": s.warm_start_shift,
-            "state_age_s": "none" if s.state_age is None else f"{s.state_age:.4f}",
-            "state_input": self._p["state_input"],
-            "rejected_states": s.rejected_states,
-            "last_rejection": s.last_rejection,
-            "resent_states": s.resent_states,
-            "safe_actions": s.safe_actions,
-            "best_value": f"{s.best_value:.4f}",
-            "estop": str(s.estop).lower(),
-            "torch_threads": self._p["torch_threads"],
-            "resets": s.resets,
-            "preset": self._p["preset"],
-        }
-        # Every setting that can change at runtime, as it is in effect.
-        values.update({n: _text(v) for n, v in s.planner_config.to_dict().items()})
-        values["device"] = str(self.planner.device)
-        values.update({n: _text(getattr(s.settings, n)) for n in CONTROLLER_FIELDS})
-        return DiagnosticStatus(
-            level=bytes([s.level]), name=self._diagnostics_name(), message=message,
-            hardware_id=str(self.planner.device),
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        status = self.controller.status()
+        return planner_messages.diagnostic_status(
+            status, self._diagnostics_name(), str(self.planner.device), {
+                "lifecycle_state": self.lifecycle_state,
+                "state_input": self._p["state_input"],
+                "torch_threads": self._p["torch_threads"],
+                "preset": self._p["preset"]})
 
     def _diagnostics_name(self) -> str:
         return f"{self.get_name()}: diffusion planner"
@@ -560,14 +504,6 @@ class PlannerNode(LifecycleNode):
 
 def _describe(settings) -> str:
     return ", ".join(f"{k}={v}" for k, v in settings.__dict__.items())
-
-
-def _text(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _ms(seconds: float) -> str:
-    return "nan" if math.isnan(seconds) else f"{seconds * 1e3:.2f}"
 
 
 def main(args=None) -> None:
