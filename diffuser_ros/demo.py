@@ -6,11 +6,12 @@ Runs the same two nodes as ``launch/hopper.launch.py`` with the same parameter f
     diffuser-ros-demo --episodes 3 --mode lockstep --preset realtime
 
 Other parameters can follow ``--ros-args`` (``-p name:=value`` applies to both nodes, after the
-YAML), e.g. ``diffuser-ros-demo --episodes 1 --preset '' --ros-args -p n_candidates:=32``
-(a non-empty preset overrides the planner fields at start-up). It
-prints each episode's return, length and end reason as it ends, then a summary (mean return,
-closed-loop rate, planning latency), and exits 0 after ``--episodes`` episodes (1 on a start-up
-error such as a missing model).
+YAML), e.g. ``diffuser-ros-demo --episodes 1 --ros-args -p n_candidates:=32`` (a planner setting
+given explicitly wins over the preset). The planner is configured and activated at start-up, as
+the launch file does. It prints a progress line every ``--progress-period`` seconds, each
+episode's return, length and end reason as it ends, then a summary (mean return, closed-loop
+rate, planning latency), also when stopped by Ctrl-C or SIGTERM; it exits 0 after
+``--episodes`` episodes or a signal (1 on a start-up error such as a missing model).
 """
 
 from __future__ import annotations
