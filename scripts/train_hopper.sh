@@ -7,6 +7,7 @@ RUN=${1:-runs/hopper}
 BIN=${BIN:-.venv/bin}
 CHANNELS=${CHANNELS:-16,32,64,128}
 STEPS=${STEPS:-200000}          # the shipped v0.3 stopped at 64k (diffusion) / 58k (value); see its MODEL_CARD
+GRAD_ACCUM=${GRAD_ACCUM:-1}      # shipped v0.3: 32 windows a step; the original (and the CLI default) is 2
 SAC_STEPS=${SAC_STEPS:-100000}
 SAC_SEED=${SAC_SEED:-2}          # seed 0 stalled at ~350 return for 40k steps; seed 2 did not
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
@@ -24,7 +25,8 @@ MEDIUM_POLICY=$("$BIN/diffuser-ros-behaviour" pick --run "$RUN/sac")
 # 2. diffusion model and value function, side by side (one core each on a CPU)
 for model in diffusion value; do
   "$BIN/diffuser-ros-train" "$model" --dataset "$RUN/data/hopper-medium.hdf5" --out "$RUN/train" \
-      --channels "$CHANNELS" --batch-size 32 --steps "$STEPS" --checkpoint-every 2000 --threads 1 &
+      --channels "$CHANNELS" --batch-size 32 --grad-accum "$GRAD_ACCUM" --steps "$STEPS" \
+      --checkpoint-every 2000 --threads 1 &
 done
 wait
 

@@ -18,8 +18,14 @@ from diffuser_ros.planning import load_planner
 from diffuser_ros.training.sequences import SequenceDataset, discounted_returns
 from diffuser_ros.training.train import TrainConfig, Trainer, export
 
-TINY = {"channels": (8, 16, 32), "horizon": 8, "batch_size": 4, "ema_start": 0, "ema_every": 1,
-        "device": "cpu"}
+TINY = {"channels": (8, 16, 32), "horizon": 8, "batch_size": 4, "grad_accum": 1, "ema_start": 0,
+        "ema_every": 1, "device": "cpu"}
+
+
+# For comparing weights after Adam steps: with 8 channels in 8 GroupNorm groups, the bias of a
+# conv before a norm has an exactly-zero gradient, and Adam's first step turns its float noise
+# into +-lr; 16 channels (2 a group) leave no parameter without a real gradient.
+EXACT = {**TINY, "channels": (16, 32, 64)}
 
 
 def hopper_like_data(n_episodes=3, length=40, seed=0) -> dict[str, np.ndarray]:
@@ -93,32 +99,68 @@ def test_discounted_returns_by_hand():
 
 
 def test_windows_padding_and_value_targets_by_hand():
-    """Two episodes: A (3 steps, falls) and B (4 steps, times out); horizon 2, buffer length 5."""
+    """Two episodes: A (3 steps, falls) and B (4 steps, times out); horizon 3, buffer length 5."""
     obs = np.arange(7 * 2, dtype=np.float64).reshape(7, 2)
     act = np.arange(7, dtype=np.float64).reshape(7, 1) * 0.5
     rewards = np.array([1.0, 2.0, 3.0, 10.0, 20.0, 30.0, 40.0])
     data = {"observations": obs, "actions": act, "rewards": rewards,
             "terminals": np.array([0, 0, 1, 0, 0, 0, 0], bool),
             "timeouts": np.array([0, 0, 0, 0, 0, 0, 1], bool)}
-    ds = SequenceDataset(data, horizon=2, max_episode_length=5, discount=0.9,
+    ds = SequenceDataset(data, horizon=3, max_episode_length=5, discount=0.9,
                          termination_penalty=-100.0)
-    # Windows start at every real step, capped so that they fit the padded buffer (5 - 2 = 3).
-    assert ds.indices.tolist() == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2], [1, 3]]
+    # The original's rule: starts 0 .. min(length - 1, 5 - 3) - 1, so A: 0, 1 and B: 0, 1.
+    assert ds.indices.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
     norm = ds.normalizer
     np.testing.assert_allclose(norm.observation_mean, obs.mean(0))  # fitted on real steps only
-    # Window (A, start 2): its last real step, then padding (raw zeros, normalised).
-    window, value = ds.window(2)
+    # Window (A, start 1): its last two real steps, then padding (raw zeros, normalised).
+    window, value = ds.window(1)
     raw = norm.unnormalize_transitions(window.astype(np.float64))
-    np.testing.assert_allclose(raw[0], [1.0, 4.0, 5.0], atol=1e-5)
-    np.testing.assert_allclose(raw[1], [0.0, 0.0, 0.0], atol=1e-5)
-    assert value == pytest.approx(3.0 - 100.0)  # the fall's penalty on its last reward
+    np.testing.assert_allclose(raw[0], [0.5, 2.0, 3.0], atol=1e-5)
+    np.testing.assert_allclose(raw[1], [1.0, 4.0, 5.0], atol=1e-5)
+    np.testing.assert_allclose(raw[2], [0.0, 0.0, 0.0], atol=1e-5)
+    assert value == pytest.approx(2.0 + 0.9 * (3.0 - 100.0))  # the fall's penalty, last reward
     # Episode A from its start: 1 + 0.9 * 2 + 0.81 * (3 - 100).
     assert ds.window(0)[1] == pytest.approx(1 + 0.9 * 2 + 0.81 * (3 - 100))
     # Episode B times out: no penalty, full return to its end (not truncated to the horizon).
-    assert ds.window(3)[1] == pytest.approx(10 + 0.9 * 20 + 0.81 * 30 + 0.729 * 40)
-    windows, values = ds.batch(np.array([2, 3]))
-    assert windows.shape == (2, 2, 3) and values.shape == (2,)
-    assert values[1].item() == pytest.approx(ds.window(3)[1], rel=1e-6)
+    assert ds.window(2)[1] == pytest.approx(10 + 0.9 * 20 + 0.81 * 30 + 0.729 * 40)
+    windows, values = ds.batch(np.array([1, 2]))
+    assert windows.shape == (2, 3, 3) and values.shape == (2,)
+    assert values[1].item() == pytest.approx(ds.window(2)[1], rel=1e-6)
+
+
+def original_make_indices(path_lengths, horizon, max_path_length):
+    """jannerm/diffuser, diffuser/datasets/sequence.py, ``SequenceDataset.make_indices`` with
+    ``use_padding=True`` (the released configs), the ``end`` column dropped."""
+    indices = []
+    for i, path_length in enumerate(path_lengths):
+        max_start = min(path_length - 1, max_path_length - horizon)
+        for start in range(max_start):
+            indices.append((i, start))
+    return indices
+
+
+@pytest.mark.parametrize("lengths, horizon, max_len", [
+    ([1, 2, 5, 12, 19, 20], 8, 20),  # one-step episode, short ones, and ones capped by the buffer
+    ([40, 40, 33, 7], 8, 40),
+    ([6, 9], 6, 9),
+])
+def test_window_starts_match_the_original(lengths, horizon, max_len):
+    n = sum(lengths)
+    ends = np.cumsum(lengths) - 1
+    data = {"observations": np.random.default_rng(0).normal(size=(n, 2)),
+            "actions": np.random.default_rng(1).normal(size=(n, 1)), "rewards": np.ones(n),
+            "terminals": np.zeros(n, bool), "timeouts": np.isin(np.arange(n), ends)}
+    ds = SequenceDataset(data, horizon=horizon, max_episode_length=max_len)
+    assert ds.indices.tolist() == [list(x) for x in original_make_indices(lengths, horizon,
+                                                                          max_len)]
+    assert len(ds) == sum(max(0, min(n - 1, max_len - horizon)) for n in lengths)
+
+
+def test_no_window_at_all_is_a_clear_error():
+    data = {"observations": np.zeros((3, 2)), "actions": np.zeros((3, 1)), "rewards": np.ones(3),
+            "terminals": np.ones(3, bool), "timeouts": np.zeros(3, bool)}  # 3 one-step episodes
+    with pytest.raises(ValueError, match="no training windows"):
+        SequenceDataset(data, horizon=2, max_episode_length=5)
 
 
 @pytest.mark.parametrize("model", ["diffusion", "value"])
@@ -168,6 +210,83 @@ def test_resume_gives_the_same_next_loss(tmp_path, data, model):
     assert [resumed.train_step() for _ in range(2)] == expected
 
 
+def test_defaults_step_on_the_originals_64_windows(tmp_path, data):
+    config = TrainConfig()
+    assert (config.batch_size, config.grad_accum) == (32, 2)  # original: 32 x accumulate 2
+    trainer = Trainer(TrainConfig(**{**TINY, "batch_size": 32, "grad_accum": 2}),
+                      SequenceDataset(data, 8), tmp_path)
+    assert trainer.windows_per_step == 64
+    drawn = []
+    original_draw = trainer.draw
+    trainer.draw = lambda: drawn.append(original_draw()) or drawn[-1]
+    trainer.train_step()
+    assert [len(idx) for idx, _, _ in drawn] == [32, 32] and trainer.step == 1
+
+
+def test_grad_accumulation_equals_one_step_on_the_whole_batch(tmp_path, data):
+    """Two micro-batches of 4, accumulated, make the same optimiser step as one batch of 8."""
+    ds = SequenceDataset(data, 8)
+    accumulated = Trainer(TrainConfig(**{**EXACT, "grad_accum": 2}), ds, tmp_path / "a")
+    whole = Trainer(TrainConfig(**EXACT), ds, tmp_path / "b")
+    b1, b2 = accumulated.sample_batch(), accumulated.sample_batch()
+    both = tuple(torch.cat([x, y]) for x, y in zip(b1, b2))
+    for _ in range(2):  # the second step also checks that no gradient leaks across steps
+        accumulated.train_step([b1, b2])
+        whole.train_step(both)
+    for p, q in zip(accumulated.model.parameters(), whole.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="grad_accum=2"):
+        accumulated.train_step(b1)
+
+
+def test_ema_copies_then_averages_with_the_flat_decay_on_the_originals_schedule(tmp_path, data):
+    """Original: at its 0-based step s, every ema_every steps, copy the weights while
+    s < step_start_ema, then ``ema = 0.995 ema + 0.005 w`` (no warm-up ramp)."""
+    config = TrainConfig(**{**TINY, "ema_start": 4, "ema_every": 2, "learning_rate": 1e-2})
+    trainer = Trainer(config, SequenceDataset(data, 8), tmp_path)
+    for k in (1, 2, 21, 202, 10**6):  # diffusers' ramp gives 0.18 at its 20th update
+        assert trainer.ema.get_decay(k) == 0.995
+    events = []
+    for s in range(9):
+        before = [p.clone() for p in trainer.ema.shadow_params]
+        trainer.train_step()
+        weights = [p.detach() for p in trainer.model.parameters()]
+        after = trainer.ema.shadow_params
+        if s % 2:
+            assert all(torch.equal(a, b) for a, b in zip(after, before)), s
+            events.append("none")
+        elif s < 4:
+            assert all(torch.equal(a, w) for a, w in zip(after, weights)), s
+            events.append("copy")
+        else:
+            for a, b, w in zip(after, before, weights):
+                torch.testing.assert_close(a, 0.995 * b + 0.005 * w, rtol=1e-6, atol=1e-7)
+            assert trainer.ema.cur_decay_value == 0.995
+            assert any(not torch.equal(a, w) for a, w in zip(after, weights))
+            events.append("average")
+    assert events == ["copy", "none", "copy", "none", "average", "none", "average", "none",
+                      "average"]
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """Accelerate fixes mixed precision once per process: reset it around the test."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()
+
+
+def test_mixed_precision_is_passed_to_accelerate(tmp_path, data, fresh_accelerate_state):
+    with pytest.raises(ValueError, match="mixed_precision"):
+        TrainConfig(mixed_precision="fp8")
+    trainer = Trainer(TrainConfig(**{**TINY, "mixed_precision": "bf16"}), SequenceDataset(data, 8),
+                      tmp_path)
+    assert trainer.accelerator.mixed_precision == "bf16"  # autocast on the CPU too
+    assert np.isfinite(trainer.train_step())
+
+
 def test_resume_refuses_another_architecture(tmp_path, data):
     ds = SequenceDataset(data, 8)
     trainer = Trainer(TrainConfig(model="value", **TINY), ds, tmp_path)
@@ -198,3 +317,21 @@ def test_episode_returns_all_or_complete_episodes_only():
     complete = episode_bounds(data, complete_only=True)
     assert complete == [(0, 2), (2, 4)]
     np.testing.assert_array_equal(episode_returns(data, complete), [3.0, 7.0])
+
+
+@pytest.mark.parametrize("env, warns", [
+    ({"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1"}, True),  # --cpu, 2 asked, 1 ran
+    ({"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "WORLD_SIZE": "2"}, False),
+    ({"ACCELERATE_USE_CPU": "False"}, False),  # plain `accelerate launch` of one process
+])
+def test_a_cpu_launch_that_started_one_process_says_so(monkeypatch, caplog, env, warns):
+    from diffuser_ros.training.train import _warn_single_process_cpu_launch
+
+    for key in ("ACCELERATE_USE_CPU", "MASTER_ADDR", "WORLD_SIZE", "OMPI_COMM_WORLD_SIZE",
+                "PMI_SIZE", "MV2_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with caplog.at_level("WARNING", logger="diffuser_ros.train"):
+        _warn_single_process_cpu_launch()
+    assert ("--multi_gpu --num_processes N" in caplog.text) == warns

@@ -1,12 +1,14 @@
 """Trajectory windows over episodes, as the original Diffuser's ``SequenceDataset`` and
 ``ValueDataset``.
 
-Episodes are padded with zeros (raw units) up to ``max_episode_length``; a window may start at
-any real step of an episode (capped so it fits in the padded length) and run into the padding,
-exactly as the original's ``use_padding=True``. The normaliser is fitted on real transitions
-only. The value target of a window is the discounted return from its first step to the
-episode's end (not truncated to the horizon), with ``termination_penalty`` added to the last
-reward of episodes that terminate (fall), not of those that time out.
+Episodes are padded with zeros (raw units) up to ``max_episode_length`` and windows may run into
+the padding, as the original's ``use_padding=True``. Window starts follow the original's
+``make_indices`` exactly: ``range(max_start)`` with ``max_start = min(length - 1,
+max_episode_length - horizon)``, so an episode's last step never starts a window (and an episode
+of one step gives none). The normaliser is fitted on real transitions only. The value target
+of a window is the discounted return from its first step to the episode's end (not truncated
+to the horizon), with ``termination_penalty`` added to the last reward of episodes that
+terminate (fall), not of those that time out.
 """
 
 from __future__ import annotations
@@ -64,9 +66,15 @@ class SequenceDataset:
                 padded_rewards[i, e - s - 1] += termination_penalty
         self.trajectories = self.normalizer.normalize_transitions(raw).astype(np.float32)
         self.returns = np.stack([discounted_returns(r, discount) for r in padded_rewards])
-        # (episode, start) of every window: start < length, and the window fits the buffer.
-        self.indices = np.array([(i, start) for i, length in enumerate(self.episode_lengths)
-                                 for start in range(min(length, max_episode_length - horizon + 1))])
+        # (episode, start) of every window, as the original's make_indices (use_padding=True):
+        # starts 0 .. max_start - 1 with max_start = min(length - 1, max_episode_length - horizon).
+        self.indices = np.array(
+            [(i, start) for i, length in enumerate(self.episode_lengths)
+             for start in range(min(length - 1, max_episode_length - horizon))],
+            dtype=np.int64).reshape(-1, 2)
+        if len(self.indices) == 0:
+            raise ValueError(f"no training windows: every episode is shorter than 2 steps or "
+                             f"horizon {horizon} == max_episode_length {max_episode_length}")
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -6,13 +6,23 @@ Three subcommands, so the two networks can train side by side (one process and c
     diffuser-ros-train value     --dataset D.hdf5 --out RUN --steps 100000
     diffuser-ros-train export    --out RUN --dest MODEL_FOLDER [--fp16]
 
-Each run checkpoints every ``--checkpoint-every`` steps (model, EMA, optimiser, step, sampling
-RNG) to ``RUN/<model>/checkpoint.pt`` and resumes from it when started again. Losses follow the
+``--steps`` counts optimiser steps (the original's ``n_train_steps``); each one averages the
+gradient of ``--batch-size`` x ``--grad-accum`` x (number of processes) windows. The defaults,
+32 x 2 in one process, are the original's 64 windows a step. Each run checkpoints every
+``--checkpoint-every`` steps (model, EMA, optimiser, step, sampling RNG) to
+``RUN/<model>/checkpoint.pt`` and resumes from it exactly when started again. Losses follow the
 original: the diffusion model predicts x0 with the first action weighted x10 and the conditioned
 first state re-imposed on both its input and output; the value function regresses the
-discounted return of the window on noised windows at a uniform random diffusion step.
-Training runs through HF Accelerate, so the same command scales to several GPUs
-(``accelerate launch -m diffuser_ros.training.train ...``).
+discounted return of the window on noised windows at a uniform random diffusion step. The EMA
+copies the weights every ``--ema-every`` steps before ``--ema-start`` and then averages them with a
+flat ``--ema-decay``, as the original.
+
+Training runs data-parallel through HF Accelerate: the same entry point runs in one process or
+under ``accelerate launch --multi_gpu --num_processes N -m diffuser_ros.training.train ...`` (also
+on CPUs, with gloo). All ranks draw the same global batch from one shared generator and each
+trains on its own slice, so N processes are exactly one process on the union of their batches,
+and one RNG state resumes them all. Only the main process writes the checkpoint, the log and
+the progress bar.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +53,19 @@ from diffuser_ros.training.sequences import SequenceDataset
 
 LOG = logging.getLogger("diffuser_ros.train")
 MODELS = ("diffusion", "value")
+MIXED_PRECISION = ("no", "fp16", "bf16")
+
+
+class ConstantDecayEMA(EMAModel):
+    """diffusers' ``EMAModel`` with the original's flat decay.
+
+    ``EMAModel`` ramps its decay as ``(1 + s) / (10 + s)`` (0.18 on its 20th update); the
+    original Diffuser averages with a constant ``ema_decay`` from its first update on. The
+    checkpoint layout stays ``EMAModel``'s, so ``load_trained`` and old checkpoints still load.
+    """
+
+    def get_decay(self, optimization_step: int = 0) -> float:
+        return self.decay
 
 
 @dataclass(frozen=True)
@@ -53,11 +77,13 @@ class TrainConfig:
     channels: tuple[int, ...] = (32, 64, 128, 256)
     n_diffusion_steps: int = 20
     steps: int = 100_000
-    batch_size: int = 32
+    batch_size: int = 32  # windows per forward pass and process (original: 32)
+    grad_accum: int = 2  # forward passes per optimiser step (original: 2, so 64 windows a step)
     learning_rate: float = 2e-4
-    ema_decay: float = 0.995
+    ema_decay: float = 0.995  # flat, as the original (no warm-up ramp)
     ema_every: int = 10
     ema_start: int = 2000  # before this step the EMA copies the weights (original: 2000)
+    mixed_precision: str = "no"  # Accelerate's: "no", "fp16" or "bf16" (GPU)
     action_weight: float = 10.0  # loss weight of the first action (diffusion model)
     discount: float = 0.997
     termination_penalty: float = -100.0
@@ -72,9 +98,13 @@ class TrainConfig:
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         check_horizon(self.horizon, self.channels)
-        for name in ("steps", "batch_size", "ema_every", "checkpoint_every", "log_every"):
+        for name in ("steps", "batch_size", "grad_accum", "ema_every", "checkpoint_every",
+                     "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, "
+                             f"got {self.mixed_precision!r}")
         if not 0.0 < self.discount <= 1.0:
             raise ValueError("discount must be in (0, 1]")
 
@@ -84,7 +114,14 @@ class TrainConfig:
 
 
 class Trainer:
-    """Trains one network; ``train_step`` is one optimiser step, checkpoints resume exactly."""
+    """Trains one network, data-parallel over Accelerate's processes.
+
+    ``train_step`` is one optimiser step over ``grad_accum`` micro-batches; ``step`` counts
+    optimiser steps. Every rank draws the same global micro-batch (``batch_size`` x processes
+    windows, diffusion steps and noise) from one shared generator and keeps its own slice, so the
+    ranks train on different windows, N ranks equal one process with ``N x batch_size`` on the
+    same stream, and one generator state resumes every rank exactly.
+    """
 
     def __init__(self, config: TrainConfig, dataset: SequenceDataset, run_dir: str | Path):
         from accelerate import Accelerator
@@ -94,8 +131,12 @@ class Trainer:
         self.dir = Path(run_dir) / config.model
         self.dir.mkdir(parents=True, exist_ok=True)
         device = resolve_device(config.device)
-        self.accelerator = Accelerator(cpu=device.type == "cpu")
+        self.accelerator = Accelerator(cpu=device.type == "cpu",
+                                       gradient_accumulation_steps=config.grad_accum,
+                                       mixed_precision=config.mixed_precision)
         self.device = self.accelerator.device
+        self.rank = self.accelerator.process_index
+        self.num_processes = self.accelerator.num_processes
         dim = dataset.act_dim + dataset.obs_dim
         torch.manual_seed(config.seed)
         build = build_unet if config.model == "diffusion" else build_value_function
@@ -104,9 +145,8 @@ class Trainer:
         # over tensors there) and the per-tensor loop costs ~15% of a small model's step.
         optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=True)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.ema = EMAModel(self.accelerator.unwrap_model(self.model).parameters(),
-                            decay=config.ema_decay,
-                            update_after_step=config.ema_start // config.ema_every)
+        self.ema = ConstantDecayEMA(self.accelerator.unwrap_model(self.model).parameters(),
+                                    decay=config.ema_decay)
         self.ema.to(self.device)
         schedule = DiffusionSchedule(make_scheduler(config.n_diffusion_steps))
         self.sqrt_ab = torch.sqrt(schedule.alphas_cumprod).float().to(self.device)
@@ -114,18 +154,37 @@ class Trainer:
         weights = torch.ones(config.horizon, dim)
         weights[0, : dataset.act_dim] = config.action_weight
         self.loss_weights = weights.T.contiguous().to(self.device)  # channel-first [D, H]
+        # One generator, seeded alike on every rank: the global batch stream (see draw()).
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.elapsed = 0.0
 
+    @property
+    def windows_per_step(self) -> int:
+        """Windows in one optimiser step, over all processes (the effective batch)."""
+        return self.config.batch_size * self.config.grad_accum * self.num_processes
+
     # -- losses -----------------------------------------------------------------------------
-    def sample_batch(self):
-        """Window indices, diffusion steps and noise for one batch, from the run's own RNG."""
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This rank's window indices, diffusion steps and noise of one global micro-batch.
+
+        Every rank draws the whole global micro-batch (in the order one process with
+        ``batch_size x processes`` would) and keeps rows ``[rank x batch_size, (rank + 1) x
+        batch_size)``: cheap next to the model, and the ranks' generators never diverge.
+        """
         cfg, gen = self.config, self.generator
-        idx = torch.randint(len(self.dataset), (cfg.batch_size,), generator=gen)
-        t = torch.randint(cfg.n_diffusion_steps, (cfg.batch_size,), generator=gen)
+        n = cfg.batch_size * self.num_processes
+        idx = torch.randint(len(self.dataset), (n,), generator=gen)
+        t = torch.randint(cfg.n_diffusion_steps, (n,), generator=gen)
+        shape = (n, self.dataset.horizon, self.dataset.act_dim + self.dataset.obs_dim)
+        noise = torch.randn(shape, generator=gen)
+        mine = slice(self.rank * cfg.batch_size, (self.rank + 1) * cfg.batch_size)
+        return idx[mine], t[mine], noise[mine]
+
+    def sample_batch(self):
+        """This rank's windows, value targets, diffusion steps and noise for one micro-batch."""
+        idx, t, noise = self.draw()
         windows, values = self.dataset.batch(idx.numpy())
-        noise = torch.randn(windows.shape, generator=gen)
         return windows, values, t, noise
 
     def compute_loss(self, windows, values, t, noise) -> torch.Tensor:
@@ -142,17 +201,53 @@ class Trainer:
         out[:, act_dim:, 0] = x0[:, act_dim:, 0]  # conditioned entries carry no loss
         return ((out - x0) ** 2 * self.loss_weights).mean()
 
-    def train_step(self, batch=None) -> float:
-        """One optimiser step on ``batch`` (default: a fresh random batch); returns its loss."""
+    def train_step(self, batches=None) -> float:
+        """One optimiser step over ``grad_accum`` micro-batches; returns their mean loss.
+
+        ``batches``: a list of ``grad_accum`` batches as ``sample_batch`` returns them (or one
+        such batch when ``grad_accum`` is 1); default: fresh ones from the shared generator.
+        Gradients average over the micro-batches (Accelerate divides each loss by
+        ``grad_accum``) and over the ranks (DDP), as one step on all their windows together.
+        """
+        accum = self.config.grad_accum
+        if batches is not None:
+            if isinstance(batches[0], torch.Tensor):
+                batches = [batches]
+            if len(batches) != accum:
+                raise ValueError(f"train_step takes grad_accum={accum} batches, "
+                                 f"got {len(batches)}")
         self.model.train()
-        loss = self.compute_loss(*(batch if batch is not None else self.sample_batch()))
         self.optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)
-        self.optimizer.step()
+        # Accelerate keeps the accumulation count and micro-step counter in process-wide state,
+        # shared by every Accelerator of the process: set both for this trainer's step.
+        self.accelerator.gradient_accumulation_steps = accum
+        self.accelerator.step = 0
+        losses = []
+        for i in range(accum):
+            with self.accelerator.accumulate(self.model):
+                loss = self.compute_loss(*(batches[i] if batches is not None
+                                           else self.sample_batch()))
+                self.accelerator.backward(loss)  # / grad_accum; all-reduced on the last one
+                self.optimizer.step()  # a no-op until the last micro-batch
+                self.optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.detach())
+        assert self.accelerator.sync_gradients, "the last micro-batch must step the optimiser"
+        self._update_ema(self.step)
         self.step += 1
-        if self.step % self.config.ema_every == 0:
-            self.ema.step(self.accelerator.unwrap_model(self.model).parameters())
-        return float(loss.detach())
+        return float(torch.stack(losses).mean())
+
+    def _update_ema(self, step: int) -> None:
+        """The original's schedule, at its 0-based step: every ``ema_every`` steps, copy the
+        weights before ``ema_start``, afterwards average them with the flat ``ema_decay``."""
+        if step % self.config.ema_every:
+            return
+        params = list(self.accelerator.unwrap_model(self.model).parameters())
+        if step < self.config.ema_start:
+            with torch.no_grad():
+                for shadow, param in zip(self.ema.shadow_params, params):
+                    shadow.copy_(param.detach())
+        else:
+            self.ema.step(params)
 
     # -- checkpoints ------------------------------------------------------------------------
     @property
@@ -160,6 +255,9 @@ class Trainer:
         return self.dir / "checkpoint.pt"
 
     def save_checkpoint(self) -> None:
+        """Write the checkpoint (main process only; every rank holds the same state)."""
+        if not self.accelerator.is_main_process:
+            return
         state = {
             "architecture": self.config.architecture(),
             "config": {k: (list(v) if isinstance(v, tuple) else v)
@@ -171,8 +269,12 @@ class Trainer:
             "step": self.step,
             "elapsed": self.elapsed,
             "generator": self.generator.get_state(),
+            "num_processes": self.num_processes,
+            "windows_per_step": self.windows_per_step,
             "normalizer": self.dataset.normalizer.to_dict(),
         }
+        if self.accelerator.scaler is not None:  # fp16 loss scale
+            state["scaler"] = self.accelerator.scaler.state_dict()
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
         tmp.replace(self.checkpoint_path)  # a crash mid-write never corrupts the last checkpoint
@@ -180,43 +282,72 @@ class Trainer:
     def load_checkpoint(self) -> bool:
         if not self.checkpoint_path.exists():
             return False
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        # on the CPU: Accelerate's multi-process CPU device is "cpu:0", which torch.load rejects
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
         if state["architecture"] != self.config.architecture():
             raise ValueError(f"{self.checkpoint_path} was trained with {state['architecture']}, "
                              f"not {self.config.architecture()}; use another --out")
         self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
+        self.ema.to(self.device)
+        self.ema.decay = self.config.ema_decay
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.accelerator.scaler is not None and "scaler" in state:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())
+        saved = (state.get("num_processes", 1), state.get("windows_per_step"))
+        if saved != (self.num_processes, self.windows_per_step) and saved[1] is not None:
+            LOG.warning("%s: resuming a run of %d process(es) at %d windows a step with %d at %d: "
+                        "it continues on another batch stream", self.config.model, *saved,
+                        self.num_processes, self.windows_per_step)
         return True
 
     # -- loop -------------------------------------------------------------------------------
     def fit(self) -> None:
-        cfg = self.config
+        cfg, acc = self.config, self.accelerator
         if self.load_checkpoint():
             LOG.info("%s: resumed at step %d", cfg.model, self.step)
-        log_file = self.dir / "train.log"
-        with log_file.open("a") as log, tqdm(total=cfg.steps, initial=self.step,
-                                             desc=cfg.model, dynamic_ncols=True) as bar:
-            running, start = [], time.perf_counter()
-            while self.step < cfg.steps:
-                running.append(self.train_step())
-                bar.update(1)
-                if self.step % cfg.log_every == 0:
-                    mean = float(np.mean(running))
-                    running = []
-                    bar.set_postfix(loss=f"{mean:.4g}")
-                    elapsed = self.elapsed + time.perf_counter() - start
-                    log.write(json.dumps({"step": self.step, "loss": mean,
-                                          "elapsed_s": round(elapsed, 1)}) + "\n")
-                    log.flush()
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                    self.elapsed += time.perf_counter() - start
-                    start = time.perf_counter()
-                    self.save_checkpoint()
-        LOG.info("%s: finished %d steps in %.0f s", cfg.model, self.step, self.elapsed)
+        LOG.info("%s: %d process(es) x batch %d x %d accumulation = %d windows a step",
+                 cfg.model, self.num_processes, cfg.batch_size, cfg.grad_accum,
+                 self.windows_per_step)
+        main = acc.is_main_process
+        log = (self.dir / "train.log").open("a") if main else None
+        first_step = self.step
+        session_start = time.perf_counter()
+        try:
+            with tqdm(total=cfg.steps, initial=self.step, desc=cfg.model, dynamic_ncols=True,
+                      disable=not main) as bar:
+                running, start = [], time.perf_counter()
+                while self.step < cfg.steps:
+                    running.append(self.train_step())
+                    bar.update(1)
+                    if self.step % cfg.log_every == 0:
+                        # the loss of the global batch: this rank's mean, averaged over ranks
+                        local = torch.tensor(float(np.mean(running)), device=self.device)
+                        mean = float(acc.reduce(local, reduction="mean"))
+                        running = []
+                        bar.set_postfix(loss=f"{mean:.4g}")
+                        if main:
+                            elapsed = self.elapsed + time.perf_counter() - start
+                            log.write(json.dumps({"step": self.step, "loss": mean,
+                                                  "elapsed_s": round(elapsed, 1)}) + "\n")
+                            log.flush()
+                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                        self.elapsed += time.perf_counter() - start
+                        start = time.perf_counter()
+                        acc.wait_for_everyone()
+                        self.save_checkpoint()
+                        acc.wait_for_everyone()
+        finally:
+            if log is not None:
+                log.close()
+        seconds = time.perf_counter() - session_start
+        done = self.step - first_step
+        LOG.info("%s: finished %d steps in %.0f s in all; this session %d steps in %.1f s, "
+                 "%.1f windows/s", cfg.model, self.step, self.elapsed, done, seconds,
+                 done * self.windows_per_step / max(seconds, 1e-9))
 
 
 def load_trained(run_dir: str | Path, model: str, use_ema: bool = True):
@@ -272,11 +403,17 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--dataset", type=Path, required=True)
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--channels", default=",".join(map(str, defaults.channels)))
-        p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+        p.add_argument("--threads", type=int, default=0,
+                       help="torch CPU threads per process (0: default)")
         for f in dataclasses.fields(TrainConfig):
-            if f.name in ("model", "channels", "extra"):
+            if f.name in ("model", "channels", "extra", "mixed_precision"):
                 continue
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+                           help=HELP.get(f.name))
+        p.add_argument("--mixed-precision", choices=MIXED_PRECISION,
+                       default=os.environ.get("ACCELERATE_MIXED_PRECISION", "no"),
+                       help="Accelerate's mixed precision (GPU; default: accelerate launch's "
+                            "--mixed_precision, else no)")
     p = sub.add_parser("export", help="write the planner folder from both runs")
     p.add_argument("--out", type=Path, required=True, help="the training run folder")
     p.add_argument("--dest", type=Path, required=True)
@@ -286,9 +423,16 @@ def main(argv: list[str] | None = None) -> None:
                    help='default planner settings as JSON, e.g. \'{"n_candidates": 16}\'')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _warn_single_process_cpu_launch()
     if args.command == "export":
-        path = export(args.out, args.dest, args.env_id, PlannerConfig(**args.defaults), args.fp16)
-        LOG.info("wrote %s", path)
+        from accelerate import PartialState
+
+        state = PartialState(cpu=True)  # under a launcher, only the main process writes
+        if state.is_main_process:
+            path = export(args.out, args.dest, args.env_id, PlannerConfig(**args.defaults),
+                          args.fp16)
+            LOG.info("wrote %s", path)
+        state.wait_for_everyone()
         return
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -299,8 +443,37 @@ def main(argv: list[str] | None = None) -> None:
     data, _ = load_dataset(args.dataset)
     dataset = SequenceDataset(data, config.horizon, config.max_episode_length, config.discount,
                               config.termination_penalty)
+    trainer = Trainer(config, dataset, args.out)
+    if not trainer.accelerator.is_main_process:
+        logging.getLogger().setLevel(logging.WARNING)  # one copy of the progress lines
     LOG.info("%d windows from %d episodes", len(dataset), len(dataset.episode_lengths))
-    Trainer(config, dataset, args.out).fit()
+    trainer.fit()
+
+
+def _warn_single_process_cpu_launch() -> None:
+    """``accelerate launch --cpu --num_processes N`` starts ONE process unless mpirun is set up
+    (Accelerate's simple launcher): say so instead of silently training N times slower."""
+    env = os.environ
+    if (env.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_ADDR" in env
+            and not any(k in env for k in ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
+                                           "MV2_COMM_WORLD_SIZE"))):
+        LOG.warning("accelerate launch --cpu with several processes started only this one (it "
+                    "needs mpirun); for data-parallel CPU training use `accelerate launch "
+                    "--multi_gpu --num_processes N` with --device cpu (gloo), see "
+                    "docs/training.md")
+
+
+HELP = {
+    "steps": "optimiser steps to train to (the original's n_train_steps)",
+    "batch_size": "windows per forward pass and process",
+    "grad_accum": "forward passes per optimiser step; windows a step = batch-size x grad-accum "
+                  "x processes (default 32 x 2 = the original's 64)",
+    "ema_start": "optimiser step from which the EMA averages (before: copies the weights)",
+    "ema_every": "optimiser steps between EMA updates",
+    "ema_decay": "flat EMA decay (the original's, no warm-up ramp)",
+    "checkpoint_every": "optimiser steps between checkpoints",
+    "log_every": "optimiser steps between log lines",
+}
 
 
 if __name__ == "__main__":
