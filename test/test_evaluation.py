@@ -322,12 +322,13 @@ def test_tolerance_curve_runs_end_to_end_on_a_tiny_model(tiny_model_dir, tmp_pat
 
     out = tmp_path / "curve"
     argv = ["--model-path", str(tiny_model_dir), "--seeds", "0-1", "--latency", "0,3",
-            "--execution", "hold,time_indexed", "--max-steps", "6", "--out", str(out),
+            "--execution", "hold,time_indexed,tracking", "--max-steps", "6", "--out", str(out),
             "--no-progress", "--preset", "", "--n-candidates", "2", "--n-denoise-steps", "2",
             "--device", "cpu"]
     assert tolerance.main(argv) == 0
     results = json.loads((out / "tolerance.json").read_text())
-    assert set(results["points"]) == {"hold@0", "hold@3", "time_indexed@0", "time_indexed@3"}
+    assert set(results["points"]) == {f"{e}@{d}" for e in ("hold", "time_indexed", "tracking")
+                                      for d in (0, 3)}
     for point in results["points"].values():
         assert point["n_episodes"] == 2 and 1 <= point["length_mean"] <= 6
     assert results["settings"]["config"]["n_candidates"] == 2
