@@ -296,7 +296,7 @@ class HopperSimNode(Node):
             "controller_engaged_topic:='' runs without)", throttle_duration_sec=5.0)
 
     def _on_engaged(self, msg: Bool) -> None:
-        was = self.held
+        was, was_engaged = self.held, self._engaged
         self._engaged = bool(msg.data)
         if not self._engaged:
             self._action_since_engaged = False
@@ -304,8 +304,10 @@ class HopperSimNode(Node):
             self.get_logger().info(
                 f"{'holding the simulation' if self.held else 'running'}: controller "
                 f"{'engaged' if self._engaged else 'not engaged'} ({self._engaged_topic})")
-        if self._engaged and not self.finished:
-            self._publish_state()  # resume the loop from where it stood
+        if self._engaged and not was_engaged and not self.finished:
+            # Resume from where it stood. Only on the change: a state re-sent while the loop
+            # runs would be answered twice, and lockstep would step twice.
+            self._publish_state()
 
     def _on_action(self, msg: Float64MultiArray) -> None:
         if self.finished:
