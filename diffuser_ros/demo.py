@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.signals import SignalHandlerOptions
     from rclpy.task import Future
 
-    from diffuser_ros.nodes.entry import StopRequest
+    from diffuser_ros.nodes.entry import StopRequest, spin_until
     from diffuser_ros.nodes.hopper_sim_node import HopperSimNode, SimStartupError
     from diffuser_ros.nodes.parameters import ParameterError
     from diffuser_ros.nodes.planner_node import PlannerNode, StartupError
@@ -186,13 +186,16 @@ def main(argv: list[str] | None = None) -> int:
             executor.add_node(node)
         start = time.monotonic()
         next_report = start + args.progress_period
+
+        def report() -> None:
+            nonlocal next_report
+            if args.progress_period > 0 and time.monotonic() >= next_report:
+                next_report += args.progress_period
+                print(progress_line(sim.progress(), planner, time.monotonic() - start),
+                      flush=True)
+
         try:
-            while not done.done() and not stop.requested and context.ok():
-                executor.spin_once(timeout_sec=0.05)
-                if args.progress_period > 0 and time.monotonic() >= next_report:
-                    next_report += args.progress_period
-                    print(progress_line(sim.progress(), planner, time.monotonic() - start),
-                          flush=True)
+            spin_until(executor, done.done, stop, after_spin=report)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         if stop.requested or not done.done():

@@ -38,7 +38,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -132,7 +132,6 @@ class Job:
 
     state: _State
     warm_start_shift: int
-    started: float = 0.0
     latency: float = math.nan
 
 
@@ -158,7 +157,6 @@ class _Counters:
     resets: int = 0
     best_value: float = math.nan
     warm_start_shift: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 class RecedingHorizonController:
@@ -386,9 +384,9 @@ class RecedingHorizonController:
 
     def compute(self, job: Job):
         """Plan from the job's state (the expensive part; no lock held)."""
-        job.started = self._timer()
+        started = self._timer()
         plan = self.planner.plan(job.state.observation, warm_start_shift=job.warm_start_shift)
-        job.latency = self._timer() - job.started
+        job.latency = self._timer() - started
         return plan
 
     def finish(self, job: Job, plan) -> bool:

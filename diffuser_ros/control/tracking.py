@@ -50,6 +50,16 @@ class ModelInverseDynamics:
         self.probe = float(probe)
         self.iterations = int(iterations)
 
+    @classmethod
+    def for_planner(cls, planner, position_skip: int = 1) -> ModelInverseDynamics:
+        """The tracker of a planner's robot: the MuJoCo model of the environment the planner was
+        trained on (``spec.env_id``), residuals weighted by 1 / the data's standard deviations."""
+        if not planner.spec.env_id:
+            raise ValueError("the model names no environment (spec.env_id) to take the robot "
+                             "model from")
+        return cls(planner.spec.env_id, position_skip,
+                   weights=1.0 / planner.normalizer.observation_std)
+
     def _step(self, observation: np.ndarray, action: np.ndarray) -> np.ndarray:
         mj, data = self._mujoco, self.data
         mj.mj_resetData(self.model, data)

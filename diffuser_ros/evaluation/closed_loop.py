@@ -114,8 +114,7 @@ class ControllerPolicy(Policy):
 
     name = "planner"
 
-    def __init__(self, planner, latency_steps: int = 0, settings=None,
-                 control_period: float | None = None, tracker=None) -> None:
+    def __init__(self, planner, latency_steps: int = 0, settings=None, tracker=None) -> None:
         super().__init__()
         from diffuser_ros.control import ControllerSettings
 
@@ -123,10 +122,7 @@ class ControllerPolicy(Policy):
             raise ValueError(f"latency_steps must be >= 0, got {latency_steps}")
         self.planner = planner
         self.latency_steps = int(latency_steps)
-        settings = settings or ControllerSettings()
-        if control_period is not None:
-            settings = type(settings)(**{**settings.__dict__, "control_period": control_period})
-        self.settings = settings
+        self.settings = settings or ControllerSettings()
         self.tracker = tracker
         self.reset()
 

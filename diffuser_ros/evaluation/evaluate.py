@@ -67,6 +67,11 @@ BC_FILE = "bc_policy.pt"
 
 def parse_seeds(text: str) -> list[int]:
     """``"0-19"`` → 0..19 inclusive; ``"0,3,7-9"`` → [0, 3, 7, 8, 9]. Order kept, no repeats."""
+    return parse_int_list(text, "seed")
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    """A list of integers >= 0 written as ``parse_seeds`` reads it; errors name ``what``."""
     seeds: list[int] = []
     for part in str(text).replace(" ", "").split(","):
         if not part:
@@ -81,9 +86,9 @@ def parse_seeds(text: str) -> list[int]:
                 seeds.append(int(part))
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"bad seed list {text!r}: use e.g. '0-19' or '0,3,7-9'") from None
+                f"bad {what} list {text!r}: use e.g. '0-19' or '0,3,7-9'") from None
     if not seeds or any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"bad seed list {text!r}: need seeds >= 0")
+        raise argparse.ArgumentTypeError(f"bad {what} list {text!r}: need {what}s >= 0")
     return list(dict.fromkeys(seeds))
 
 

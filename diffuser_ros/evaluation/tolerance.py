@@ -23,20 +23,10 @@ import numpy as np
 
 from diffuser_ros.control import EXECUTIONS, ControllerSettings
 from diffuser_ros.evaluation.closed_loop import DEFAULT_ENV_ID, planner_policy, run_episodes
+from diffuser_ros.evaluation.evaluate import parse_int_list, parse_seeds
 from diffuser_ros.evaluation.report import read_json, summarize, write_json
 from diffuser_ros.planning import DEFAULT_PRESET, PlannerConfig, preset
 from diffuser_ros.settings import add_arguments, given_arguments
-
-
-def parse_ints(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        if "-" in part.strip()[1:]:
-            lo, hi = part.split("-")
-            out.extend(range(int(lo), int(hi) + 1))
-        elif part.strip():
-            out.append(int(part))
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,9 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-path", default=None, help="planner folder (default: shipped model)")
-    p.add_argument("--seeds", type=parse_ints, default=list(range(10)),
+    p.add_argument("--seeds", type=parse_seeds, default=list(range(10)),
                    help="evaluation seeds, e.g. 0-9")
-    p.add_argument("--latency", type=parse_ints, default=[0, 1, 2, 4, 8, 16, 25],
+    p.add_argument("--latency", type=lambda text: parse_int_list(text, "latency"),
+                   default=[0, 1, 2, 4, 8, 16, 25],
                    help="plan latencies d in control steps")
     p.add_argument("--execution", default="hold",
                    help=f"comma-separated execution modes ({', '.join(EXECUTIONS)})")
@@ -61,14 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preset", default=DEFAULT_PRESET)
     add_arguments(g, PlannerConfig)
     return p
-
-
-def tracker(planner):
-    """The robot-model tracker for ``execution: tracking`` (the model's own environment)."""
-    from diffuser_ros.control.tracking import ModelInverseDynamics
-
-    return ModelInverseDynamics(planner.spec.env_id or DEFAULT_ENV_ID,
-                                weights=1.0 / planner.normalizer.observation_std)
 
 
 def point_key(execution: str, latency: int) -> str:
@@ -99,6 +82,11 @@ def run(args: argparse.Namespace) -> dict:
                        "device": str(planner.device)}
     if results.get("settings") != settings_record:
         results = {"settings": settings_record, "points": {}}
+    tracker = None
+    if "tracking" in executions:  # one robot model for every tracking point
+        from diffuser_ros.control.tracking import ModelInverseDynamics
+
+        tracker = ModelInverseDynamics.for_planner(planner)
     for execution in executions:
         for latency in args.latency:
             key = point_key(execution, latency)
@@ -106,7 +94,7 @@ def run(args: argparse.Namespace) -> dict:
                 continue
             settings = ControllerSettings(execution=execution, predict_ahead=args.predict_ahead)
             policy = planner_policy(planner, latency, settings,
-                                    tracker=tracker(planner) if execution == "tracking" else None)
+                                    tracker=tracker if execution == "tracking" else None)
             start = time.perf_counter()
             episodes = run_episodes(policy, args.seeds, args.env_id, args.max_steps,
                                     progress=not args.no_progress, desc=key)

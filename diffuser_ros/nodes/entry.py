@@ -52,10 +52,13 @@ class StopRequest:
 
 
 def spin_until(executor, done: Callable[[], bool], stop: StopRequest,
-               period: float = 0.05) -> None:
-    """Spin ``executor`` until ``done()`` or a stop request (signals handled by ``stop``)."""
+               period: float = 0.05, after_spin: Callable[[], None] | None = None) -> None:
+    """Spin ``executor`` until ``done()`` or a stop request (signals handled by ``stop``);
+    ``after_spin()`` runs after every turn (e.g. to print progress)."""
     while not stop.requested and not done() and executor.context.ok():
         executor.spin_once(timeout_sec=period)
+        if after_spin is not None:
+            after_spin()
 
 
 def run_node(args, create: Callable[[], Node], startup_errors: tuple[type[BaseException], ...],

@@ -18,8 +18,6 @@ from rclpy.exceptions import ParameterException
 from diffuser_ros.planning import PRESETS, PlannerConfig
 from diffuser_ros.settings import settings_of
 
-INT32_MAX = 2**31 - 1
-
 
 class ParameterError(ValueError):
     """A parameter given at start-up has the wrong type, range or value."""

@@ -24,6 +24,7 @@ changes are validated in the on-set callback and applied by the controller betwe
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 
@@ -273,14 +274,12 @@ class PlannerNode(LifecycleNode):
 
     def _make_tracker(self):
         """The robot-model inverse dynamics for ``execution: tracking`` (None: unavailable)."""
-        env_id = self.planner.spec.env_id
-        if not env_id or self._p["state_input"] != "joint_states":
+        if self._p["state_input"] != "joint_states":
             return None
         try:
             from diffuser_ros.control.tracking import ModelInverseDynamics
 
-            return ModelInverseDynamics(env_id, self._mapping.position_skip,
-                                        weights=1.0 / self.planner.normalizer.observation_std)
+            return ModelInverseDynamics.for_planner(self.planner, self._mapping.position_skip)
         except Exception as exc:  # noqa: BLE001 - gymnasium/mujoco missing or env unknown
             self.get_logger().info(f"execution 'tracking' unavailable: {exc}")
             return None
@@ -446,8 +445,8 @@ class PlannerNode(LifecycleNode):
             else:
                 config.validate()
                 resolve_device(config.device)
-            settings = ControllerSettings(**{**self._settings.__dict__, **{
-                n: v for n, v in names.items() if n in CONTROLLER_FIELDS}})
+            settings = dataclasses.replace(self._settings, **{
+                n: v for n, v in names.items() if n in CONTROLLER_FIELDS})
             if settings.execution == "tracking" and self.controller is not None and \
                     not self.controller.has_tracker:
                 raise ValueError("execution 'tracking' is unavailable: no robot model (see the "
