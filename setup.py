@@ -55,6 +55,7 @@ setup(
         "ros-wheels": [
             "ros-rclpy", "ros-std-msgs", "ros-sensor-msgs", "ros-std-srvs",
             "ros-rosgraph-msgs", "ros-diagnostic-msgs", "ros-trajectory-msgs", "ros-lifecycle-msgs",
+            "ros-geometry-msgs",
             "ros-rmw-fastrtps-cpp",
         ],
         # Behaviour-policy data generation and multi-GPU training only.
@@ -77,6 +78,7 @@ setup(
             "diffuser-ros-evaluate = diffuser_ros.evaluation.evaluate:main",
             "diffuser-ros-benchmark = diffuser_ros.benchmark:main",
             "diffuser-ros-tolerance = diffuser_ros.evaluation.tolerance:main",
+            "diffuser-ros-commands = diffuser_ros.evaluation.commands:main",
         ],
     },
 )

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import HOPPER_ACT, HOPPER_OBS, TINY_CHANNELS, TINY_HORIZON, make_tiny_planner  # noqa: E402
 
-from diffuser_ros.planning import save_planner  # noqa: E402
+from diffuser_ros.planning import save_planner, write_command_value  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +33,18 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny_hopper"
     save_planner(path, planner.unet, planner.value_function, planner.schedule.scheduler,
                  planner.normalizer, planner.spec, planner.config)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_command_model_dir(tmp_path_factory) -> Path:
+    """``tiny_model_dir`` plus a tiny command value (commandable speeds 1-4 m/s)."""
+    planner = make_tiny_planner(seed=0, with_command=True)
+    path = tmp_path_factory.mktemp("models") / "tiny_hopper_command"
+    save_planner(path, planner.unet, planner.value_function, planner.schedule.scheduler,
+                 planner.normalizer, planner.spec, planner.config)
+    write_command_value(path, planner.command_value, planner.command_spec,
+                        planner.spec.speed_index)
     return path
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from diffuser_ros.planning import (
+    CommandSpec,
     DiffusionPlanner,
     GaussianNormalizer,
     PlannerConfig,
@@ -26,13 +27,24 @@ def tiny_normalizer(obs_dim: int = HOPPER_OBS, act_dim: int = HOPPER_ACT) -> Gau
                               rng.normal(size=act_dim) * 0.1, rng.uniform(0.3, 0.8, act_dim))
 
 
+HOPPER_SPEED_INDEX = 5
+TINY_COMMAND_SPEC = CommandSpec(reward_width=0.5, discount=0.99, termination_penalty=-100.0,
+                                command_mean=2.5, command_std=0.87, speed_range=(1.0, 4.0))
+
+
 def make_tiny_planner(seed: int = 0, config: PlannerConfig | None = None,
-                      value_function=None, horizon: int = TINY_HORIZON) -> DiffusionPlanner:
+                      value_function=None, horizon: int = TINY_HORIZON,
+                      with_command: bool = False) -> DiffusionPlanner:
+    """``with_command``: also a tiny command value (speeds 1-4 m/s) and the speed index."""
     torch.manual_seed(seed)
     dim = HOPPER_OBS + HOPPER_ACT
     unet = build_unet(transition_dim=dim, block_out_channels=TINY_CHANNELS)
     value = value_function or build_value_function(transition_dim=dim,
                                                    block_out_channels=TINY_CHANNELS)
-    spec = PlannerSpec(HOPPER_OBS, HOPPER_ACT, horizon, (-1.0,) * 3, (1.0,) * 3, "Hopper-v5")
+    command_value = build_value_function(transition_dim=dim + 1,
+                                         block_out_channels=TINY_CHANNELS) if with_command else None
+    spec = PlannerSpec(HOPPER_OBS, HOPPER_ACT, horizon, (-1.0,) * 3, (1.0,) * 3, "Hopper-v5",
+                       speed_index=HOPPER_SPEED_INDEX)
     config = config or PlannerConfig(n_candidates=4, seed=seed, device="cpu")
-    return DiffusionPlanner(unet, value, make_scheduler(), tiny_normalizer(), spec, config)
+    return DiffusionPlanner(unet, value, make_scheduler(), tiny_normalizer(), spec, config,
+                            command_value, TINY_COMMAND_SPEC if with_command else None)

@@ -803,3 +803,74 @@ def test_demo_prints_its_summary_when_interrupted(tiny_model_dir):
     assert proc.returncode == 0, err
     assert "interrupted (SIGINT)" in out and "summary:" in out and "decisions/s" in out
     assert "Traceback" not in err
+
+
+def test_cmd_vel_commands_the_speed_and_bad_commands_are_refused(harness, tiny_command_model_dir):
+    from geometry_msgs.msg import Twist, Vector3
+
+    node = harness.planner(tiny_command_model_dir)
+    probe = harness.probe
+    actions, pub = harness.state_loop(node)
+    cmd_vel = probe.create_publisher(Twist, "cmd_vel", 10)
+    wait_until(lambda: cmd_vel.get_subscription_count() > 0, what="cmd_vel discovery")
+    assert values_of(node.diagnostics())["command_speed"] == "none"
+    cmd_vel.publish(Twist(linear=Vector3(x=2.5)))
+    wait_until(lambda: node.controller.command() == 2.5, what="the command")
+    pub.publish(joint_state(probe))
+    wait_until(lambda: len(actions) >= 1, what="an action planned for the command")
+    values = values_of(node.diagnostics())
+    assert values["command_speed"] == "2.500" and float(values["command_age_s"]) >= 0
+    assert values["command_timeout"] == "2.0" and values["command_weight"] == "1.0"
+    # Outside the speeds the command value was trained for (1-4 m/s): refused, the command in
+    # effect stays (the next valid one, sent after it, arrives after it was handled).
+    cmd_vel.publish(Twist(linear=Vector3(x=9.0)))
+    cmd_vel.publish(Twist(linear=Vector3(x=3.0)))
+    wait_until(lambda: node.controller.command() == 3.0, what="the next valid command")
+    pub.publish(joint_state(probe))
+    wait_until(lambda: len(actions) >= 2, what="still answering states")
+
+
+def test_cmd_vel_without_a_command_value_is_refused_and_planning_goes_on(harness,
+                                                                         tiny_model_dir):
+    from geometry_msgs.msg import Twist, Vector3
+
+    node = harness.planner(tiny_model_dir)
+    probe = harness.probe
+    actions, pub = harness.state_loop(node)
+    cmd_vel = probe.create_publisher(Twist, "cmd_vel", 10)
+    wait_until(lambda: cmd_vel.get_subscription_count() > 0, what="cmd_vel discovery")
+    cmd_vel.publish(Twist(linear=Vector3(x=2.0)))
+    pub.publish(joint_state(probe))
+    wait_until(lambda: len(actions) >= 1, what="an action")
+    assert node.controller.command() is None
+
+
+def test_goal_topic_constrains_every_plan_and_an_empty_goal_clears_it(harness, tiny_model_dir):
+    from builtin_interfaces.msg import Duration
+    from trajectory_msgs.msg import JointTrajectoryPoint
+
+    node = harness.planner(tiny_model_dir)
+    probe = harness.probe
+    trajectories = Collector(probe, JointTrajectory, "/planner_node/planned_trajectory")
+    goals = probe.create_publisher(JointTrajectory, "/planner_node/goal", LATCHED)
+    pub = probe.create_publisher(JointState, "joint_states", 10)
+    wait_until(lambda: pub.get_subscription_count() > 0 and goals.get_subscription_count() > 0
+               and probe.count_publishers("/planner_node/planned_trajectory") > 0,
+               what="discovery")
+    # thigh at -0.3 rad and the forward velocity (rootx) at 1.5 m/s, 7 control steps ahead
+    point = JointTrajectoryPoint(positions=[-0.3, math.nan], velocities=[math.nan, 1.5],
+                                 time_from_start=Duration(nanosec=56_000_000))
+    goals.publish(JointTrajectory(joint_names=["thigh_joint", "rootx"], points=[point]))
+    wait_until(lambda: node.controller.status().constraints == 2, what="the goal")
+    assert values_of(node.diagnostics())["goal_constraints"] == "2"
+    pub.publish(joint_state(probe))
+    wait_until(lambda: len(trajectories) >= 1, what="a plan")
+    assert trajectories.messages[-1].points[7].positions[0] == pytest.approx(-0.3, abs=1e-9)
+    # A goal the observation cannot hold (root x position is not observed): refused, kept.
+    bad = JointTrajectoryPoint(positions=[1.0], time_from_start=Duration(nanosec=16_000_000))
+    goals.publish(JointTrajectory(joint_names=["rootx"], points=[bad]))
+    goals.publish(JointTrajectory())  # then an empty goal clears it
+    wait_until(lambda: node.controller.status().constraints == 0, what="the goal cleared")
+    pub.publish(joint_state(probe))
+    wait_until(lambda: len(trajectories) >= 2, what="a plan without the goal")
+    assert trajectories.messages[-1].points[7].positions[0] != pytest.approx(-0.3, abs=1e-6)

@@ -73,6 +73,10 @@ class ControllerSettings:
         0, "Latency compensation: plan from the state the newest plan predicts this many control "
         "steps after the measured one (when it covers it), so the new plan starts where the "
         "robot will be when it arrives; 0 = plan from the measured state.", range=(0, 1000))
+    command_timeout: float = setting(
+        2.0, "A speed command is in effect this long after it was received; then the planner "
+        "plans for the learned return again (a 1 Hz `ros2 topic pub` keeps it alive).",
+        range=(1e-3, 1e6), unit="s")
     latency_window: int = setting(100, "Number of recent plans the latency statistics cover.",
                                   range=(1, 100000), runtime=False)
 
@@ -114,9 +118,20 @@ class ControllerStatus:
     resets: int
     state_age: float | None
     best_value: float
+    command: float | None      # the speed command in effect (None: none)
+    command_age: float | None  # seconds since it was received
+    constraints: int           # constrained trajectory entries (a goal) in effect
     settings: ControllerSettings
     planner_config: object
     warm_start_shift: int
+
+
+@dataclass(frozen=True)
+class SpeedCommand:
+    """A commanded forward speed (m/s) and when it was received (clock ns)."""
+
+    speed: float
+    received_ns: int
 
 
 @dataclass
@@ -132,6 +147,8 @@ class Job:
 
     state: _State
     warm_start_shift: int
+    command: float | None = None  # the speed planned for (None: the learned return alone)
+    constraints: dict | None = None  # inpainting constraints {horizon index: (dims, values)}
     latency: float = math.nan
 
 
@@ -204,6 +221,8 @@ class RecedingHorizonController:
                                     deadline=self._settings.control_period)
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
+        self._command: SpeedCommand | None = None
+        self._constraints: dict | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -276,6 +295,52 @@ class RecedingHorizonController:
         """Count a state the adapter could not even turn into an observation."""
         self._counters.rejected += 1
         self._counters.last_rejection = reason
+
+    def set_command(self, speed: float | None) -> None:
+        """Command a forward speed (m/s) from now on, for ``command_timeout`` seconds; ``None``
+        cancels. ``ValueError`` (the command in effect unchanged) when the planner cannot plan
+        for it: not finite, outside the speeds its command value was trained on, or no command
+        value."""
+        if speed is None:
+            self._command = None
+            return
+        speed = float(speed)
+        if not math.isfinite(speed):
+            raise ValueError(f"commanded speed must be finite, got {speed}")
+        span = self.command_range
+        if span is None:
+            raise ValueError("the model has no command value (command_value/): it cannot plan "
+                             "for a speed command")
+        if not span[0] <= speed <= span[1]:
+            raise ValueError(f"commanded speed {speed:.3f} m/s is outside the speeds the model's "
+                             f"command value was trained for [{span[0]:.2f}, {span[1]:.2f}] m/s")
+        self._command = SpeedCommand(speed, self._clock())
+
+    def set_constraints(self, constraints: dict | None) -> None:
+        """Inpainting constraints ``{horizon index: (observation dims, values)}`` for every plan
+        from now on (a goal; ``None`` or empty clears). ``ValueError`` (the ones in effect
+        unchanged) when the planner cannot take them."""
+        if constraints:
+            self.planner.check_constraints(constraints)
+        self._constraints = dict(constraints) if constraints else None
+
+    @property
+    def constraints(self) -> dict | None:
+        return self._constraints
+
+    @property
+    def command_range(self) -> tuple[float, float] | None:
+        """The commandable speeds (m/s), or None when the planner has no command value."""
+        spec = getattr(self.planner, "command_spec", None)
+        return None if spec is None else tuple(spec.speed_range)
+
+    def command(self) -> float | None:
+        """The speed command in effect now (None: none, or it timed out)."""
+        command = self._command
+        if command is None:
+            return None
+        age = self._age(command.received_ns, self._clock())
+        return command.speed if age <= self._settings.command_timeout else None
 
     # -- settings ---------------------------------------------------------------------------
     @property
@@ -366,7 +431,7 @@ class RecedingHorizonController:
             self._in_progress_key = state.key
         state = self._predicted(state)
         shift = self._apply_pending(state.stamp_ns)
-        return Job(state, shift)
+        return Job(state, shift, self.command(), self._constraints)
 
     def _predicted(self, state: _State) -> _State:
         """With ``predict_ahead``: the newest plan's predicted state that many steps later."""
@@ -385,7 +450,8 @@ class RecedingHorizonController:
     def compute(self, job: Job):
         """Plan from the job's state (the expensive part; no lock held)."""
         started = self._timer()
-        plan = self.planner.plan(job.state.observation, warm_start_shift=job.warm_start_shift)
+        plan = self.planner.plan(job.state.observation, job.constraints,
+                                 warm_start_shift=job.warm_start_shift, command=job.command)
         job.latency = self._timer() - started
         return plan
 
@@ -551,10 +617,15 @@ class RecedingHorizonController:
             message = (f"actions go out {delay['mean'] * 1e3:.1f} ms after their state (mean), "
                        f"more than control_period ({self._settings.control_period * 1e3:.1f} ms)")
         c = self._counters
+        command = self._command
+        in_effect = self.command()
         return ControllerStatus(
             active=self._active, estop=self._estop, level=level, message=message,
             plans=latency["count"], latency=latency, delay=delay,
             rejected_states=c.rejected, last_rejection=c.last_rejection,
             resent_states=c.resent, safe_actions=c.safe, resets=c.resets, state_age=age,
-            best_value=c.best_value, settings=self._settings,
+            best_value=c.best_value, command=in_effect,
+            command_age=None if command is None else self._age(command.received_ns, self._clock()),
+            constraints=sum(len(d) for d, _ in (self._constraints or {}).values()),
+            settings=self._settings,
             planner_config=self.planner.config, warm_start_shift=c.warm_start_shift)

@@ -110,11 +110,14 @@ class ControllerPolicy(Policy):
     state at step t is delivered at step t + ``latency_steps``; until then the controller decides
     what is applied (the held action, time-indexed plan steps, or the safe action), exactly as
     the node does on a real clock. ``latency_steps`` 0 is lockstep (the world waits).
+    ``command_schedule(step) -> speed or None`` commands a forward speed at each control step
+    (0-based), as ``cmd_vel`` does the node's.
     """
 
     name = "planner"
 
-    def __init__(self, planner, latency_steps: int = 0, settings=None, tracker=None) -> None:
+    def __init__(self, planner, latency_steps: int = 0, settings=None, tracker=None,
+                 command_schedule: Callable[[int], float | None] | None = None) -> None:
         super().__init__()
         from diffuser_ros.control import ControllerSettings
 
@@ -124,6 +127,7 @@ class ControllerPolicy(Policy):
         self.latency_steps = int(latency_steps)
         self.settings = settings or ControllerSettings()
         self.tracker = tracker
+        self.command_schedule = command_schedule
         self.reset()
 
     def reset(self) -> None:
@@ -146,6 +150,8 @@ class ControllerPolicy(Policy):
         period = self.settings.control_period_ns
         self._step += 1
         self.clock.now = self._step * period  # > 0: the clock has started
+        if self.command_schedule is not None:
+            self.controller.set_command(self.command_schedule(self._step - 1))
         self.controller.offer(obs_batch, self.clock.now)
         if self._job is not None and self._step >= self._due:
             self.controller.finish(self._job, self._plan)
@@ -179,11 +185,12 @@ class CallablePolicy(Policy):
         return np.asarray(self.fn(obs_batch), dtype=np.float64)
 
 
-def planner_policy(planner, latency_steps: int = 0, settings=None,
-                   tracker=None) -> ControllerPolicy:
+def planner_policy(planner, latency_steps: int = 0, settings=None, tracker=None,
+                   command_schedule=None) -> ControllerPolicy:
     """The planner as the node runs it (its controller core), planning for the whole batch in one
     ``planner.plan`` call; ``latency_steps`` > 0 models a plan arriving that many steps late."""
-    return ControllerPolicy(planner, latency_steps, settings, tracker=tracker)
+    return ControllerPolicy(planner, latency_steps, settings, tracker=tracker,
+                            command_schedule=command_schedule)
 
 
 def bc_policy(bc) -> CallablePolicy:

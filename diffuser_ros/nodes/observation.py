@@ -82,6 +82,40 @@ class JointStateMapping:
             qvel = np.clip(qvel, -self.velocity_clip, self.velocity_clip)
         return np.concatenate([qpos[self.position_skip:], qvel])
 
+    def constraints(self, names: Sequence[str], points, control_period: float) -> dict:
+        """Inpainting constraints ``{horizon_index: (observation dims, values)}`` from a goal
+        trajectory: ``points`` of ``(time_from_start_s, positions, velocities)`` over the joints
+        ``names`` (positions/velocities empty or one per name; NaN leaves an entry free). The
+        horizon index is ``round(time / control_period)``. ``ValueError`` says what is wrong."""
+        index = {n: i for i, n in enumerate(self.joint_names)}
+        unknown = [n for n in names if n not in index]
+        if unknown:
+            raise ValueError(f"goal names joint(s) {unknown} that are not in joint_names "
+                             f"{list(self.joint_names)}")
+        n_positions = len(self.joint_names) - self.position_skip
+        out: dict[int, tuple[list[int], list[float]]] = {}
+        for time_s, positions, velocities in points:
+            if not math.isfinite(time_s) or time_s <= 0:
+                raise ValueError(f"goal point time_from_start must be > 0, got {time_s}")
+            for kind, values in (("positions", positions), ("velocities", velocities)):
+                if len(values) not in (0, len(names)):
+                    raise ValueError(f"goal point has {len(values)} {kind} for {len(names)} "
+                                     "joints (give none or one per joint)")
+            h = int(round(time_s / control_period))
+            dims, vals = out.setdefault(h, ([], []))
+            for k, name in enumerate(names):
+                j = index[name]
+                if len(positions) and not math.isnan(positions[k]):
+                    if j < self.position_skip:
+                        raise ValueError(f"the position of {name} is not part of the "
+                                         "observation (position_skip); it cannot be a goal")
+                    dims.append(j - self.position_skip)
+                    vals.append(float(positions[k]))
+                if len(velocities) and not math.isnan(velocities[k]):
+                    dims.append(n_positions + j)
+                    vals.append(float(velocities[k]))
+        return {h: (dims, np.asarray(vals)) for h, (dims, vals) in out.items() if dims}
+
 
 def check_observation(values: Sequence[float], dim: int) -> np.ndarray:
     """A flat observation as float64 ``[dim]``; ``ValueError`` for a wrong size or NaN/Inf."""

@@ -77,6 +77,9 @@ def diagnostic_status(status: ControllerStatus, name: str, device: str,
         "best_value": f"{status.best_value:.4f}",
         "estop": _text(status.estop),
         "resets": status.resets,
+        "command_speed": "none" if status.command is None else f"{status.command:.3f}",
+        "command_age_s": "none" if status.command_age is None else f"{status.command_age:.3f}",
+        "goal_constraints": status.constraints,
     }
     values.update({n: _text(v) for n, v in status.planner_config.to_dict().items()})
     values["device"] = device

@@ -29,8 +29,10 @@ import logging
 import sys
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -93,6 +95,13 @@ NODE_SPECS: list[ParamSpec] = [
               "(state_input 'observation').", read_only=True),
     ParamSpec("action_topic", "action", "Float64MultiArray topic the actions go out on (a "
               "forward command controller's 'commands').", read_only=True),
+    ParamSpec("cmd_vel_topic", "cmd_vel", "geometry_msgs/Twist topic whose linear.x commands "
+              "the forward speed (m/s), for command_timeout; needs a model with a command "
+              "value.", read_only=True),
+    ParamSpec("goal_topic", "~/goal", "trajectory_msgs/JointTrajectory topic of goal "
+              "constraints: each point's positions/velocities (NaN = free) are inpainted into "
+              "every plan at horizon index time_from_start / control_period; an empty "
+              "message clears the goal.", read_only=True),
     ParamSpec("qos_depth", 1, "History depth of the state subscription (1 = newest only).",
               read_only=True, int_range=(1, 1000)),
     ParamSpec("qos_reliability", "reliable", "Reliability of the state subscription.",
@@ -304,6 +313,12 @@ class PlannerNode(LifecycleNode):
             self._state_sub = self.create_subscription(
                 Float64MultiArray, p["observation_topic"], self._on_observation, state_qos)
         self._action_pub = self.create_publisher(Float64MultiArray, p["action_topic"], 10)
+        self._cmd_vel_sub = self.create_subscription(Twist, p["cmd_vel_topic"], self._on_cmd_vel,
+                                                     10)
+        self._goal_sub = self.create_subscription(JointTrajectory, p["goal_topic"],
+                                                  self._on_goal, QoSProfile(
+                                                      depth=1, durability=DurabilityPolicy.
+                                                      TRANSIENT_LOCAL))
         self._trajectory_pub = self.create_publisher(JointTrajectory, "~/planned_trajectory", 1)
         self._engaged_pub = self.create_publisher(Bool, "~/engaged", QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -319,7 +334,8 @@ class PlannerNode(LifecycleNode):
                   self.create_timer(p["diagnostics_period"], self._publish_diagnostics,
                                     clock=steady)]
         self._engaged_pub.publish(Bool(data=False))
-        self._interfaces = [self._state_sub, self._action_pub, self._trajectory_pub,
+        self._interfaces = [self._state_sub, self._cmd_vel_sub, self._goal_sub,
+                            self._action_pub, self._trajectory_pub,
                             self._engaged_pub, self._diagnostics_pub, *services, *timers]
 
     def _release(self) -> None:
@@ -362,6 +378,36 @@ class PlannerNode(LifecycleNode):
             self._reject(str(exc))
             return
         self.controller.offer(obs)
+
+    def _on_cmd_vel(self, msg: Twist) -> None:
+        speed = msg.linear.x
+        before = self.controller.command()
+        try:
+            self.controller.set_command(speed)
+        except ValueError as exc:
+            self.get_logger().warning(f"rejected cmd_vel: {exc}",
+                                      throttle_duration_sec=WARN_THROTTLE_S)
+            return
+        if before is None or abs(before - speed) > 1e-9:
+            self.get_logger().info(f"commanded forward speed {speed:.3f} m/s (for "
+                                   f"{self.controller.settings.command_timeout} s after the "
+                                   "last cmd_vel)")
+
+    def _on_goal(self, msg: JointTrajectory) -> None:
+        points = [(Duration.from_msg(pt.time_from_start).nanoseconds * 1e-9, pt.positions,
+                   pt.velocities) for pt in msg.points]
+        try:
+            constraints = self._mapping.constraints(
+                msg.joint_names, points, self.controller.settings.control_period) \
+                if points else None
+            self.controller.set_constraints(constraints)
+        except ValueError as exc:
+            self.get_logger().warning(f"rejected goal (the previous one stays): {exc}")
+            return
+        if constraints:
+            self.get_logger().info(f"goal: {_describe_constraints(constraints)}")
+        else:
+            self.get_logger().info("goal cleared")
 
     def _reject(self, reason: str) -> None:
         self.controller.reject(reason)
@@ -499,6 +545,11 @@ class PlannerNode(LifecycleNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         if self.context.ok():
             self._diagnostics_pub.publish(msg)
+
+
+def _describe_constraints(constraints: dict) -> str:
+    return "; ".join(f"step {h}: observation {list(dims)} = {list(map(float, values))}"
+                     for h, (dims, values) in sorted(constraints.items()))
 
 
 def _describe(settings) -> str:

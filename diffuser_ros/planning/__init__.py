@@ -9,6 +9,7 @@ from diffuser_ros.planning.checkpoint import (
     default_model_path,
     load_planner,
     save_planner,
+    write_command_value,
 )
 from diffuser_ros.planning.config import DEFAULT_PRESET, PRESETS, PlannerConfig, preset
 from diffuser_ros.planning.device import default_cpu_threads, resolve_device, set_cpu_threads
@@ -19,6 +20,7 @@ from diffuser_ros.planning.models import (
     value_function_config,
 )
 from diffuser_ros.planning.normalizer import GaussianNormalizer
+from diffuser_ros.planning.objective import CommandSpec, Objective
 from diffuser_ros.planning.planner import DiffusionPlanner, Plan, PlannerSpec
 from diffuser_ros.planning.schedule import DiffusionSchedule, make_scheduler
 
@@ -26,9 +28,11 @@ __all__ = [
     "DEFAULT_PRESET",
     "PRESETS",
     "CheckpointError",
+    "CommandSpec",
     "DiffusionPlanner",
     "DiffusionSchedule",
     "GaussianNormalizer",
+    "Objective",
     "Plan",
     "PlannerConfig",
     "PlannerSpec",
@@ -42,6 +46,7 @@ __all__ = [
     "set_cpu_threads",
     "default_cpu_threads",
     "save_planner",
+    "write_command_value",
     "unet_config",
     "value_function_config",
 ]

@@ -7,7 +7,10 @@
       value_function/   UNet1DModel.save_pretrained
       scheduler/        DDPMScheduler.save_pretrained (scheduler_config.json)
       normalizer.json   per-dimension Gaussian statistics
-      planner.json      dims, horizon, action bounds, env id, default planner settings
+      planner.json      dims, horizon, action bounds, env id, forward-velocity index,
+                        default planner settings
+      command_value/    optional: UNet1DModel value of tracking a commanded speed
+      command.json      its reward, discount, command normalisation and the data's speeds
 
 The ``unet/``, ``value_function/`` and ``scheduler/`` folders have the layout of the published
 Hopper checkpoint, so such a folder (plus ``normalizer.json`` and ``planner.json``, or a
@@ -25,6 +28,7 @@ from diffusers import DDPMScheduler, UNet1DModel
 from diffuser_ros.planning.config import PlannerConfig
 from diffuser_ros.planning.device import resolve_device
 from diffuser_ros.planning.normalizer import GaussianNormalizer
+from diffuser_ros.planning.objective import COMMAND_SPEC_FILE, COMMAND_VALUE_DIR, CommandSpec
 from diffuser_ros.planning.planner import DiffusionPlanner, PlannerSpec
 
 FORMAT_VERSION = 1
@@ -69,10 +73,29 @@ def save_planner(path: str | Path, unet: UNet1DModel, value_function: UNet1DMode
         "horizon": spec.horizon,
         "action_low": list(spec.action_low),
         "action_high": list(spec.action_high),
+        "speed_index": spec.speed_index,
         "defaults": (defaults or PlannerConfig()).to_dict(),
         **(extra or {}),
     }
     (path / "planner.json").write_text(json.dumps(meta, indent=2))
+    return path
+
+
+def write_command_value(path: str | Path, command_value: UNet1DModel, spec: CommandSpec,
+                        speed_index: int, training: dict | None = None) -> Path:
+    """Add a command value (and its ``command.json``) to the planner folder ``path``, and record
+    the forward-velocity index in its ``planner.json``."""
+    path = Path(path)
+    meta_file = path / "planner.json"
+    meta = json.loads(meta_file.read_text())
+    if not 0 <= speed_index < int(meta["observation_dim"]):
+        raise ValueError(f"speed_index {speed_index} is not an observation index")
+    command_value.save_pretrained(path / COMMAND_VALUE_DIR, safe_serialization=True)
+    spec.save(path)
+    meta["speed_index"] = int(speed_index)
+    if training is not None:
+        meta["command_value_training"] = training
+    meta_file.write_text(json.dumps(meta, indent=2))
     return path
 
 
@@ -102,7 +125,8 @@ def read_metadata(path: str | Path) -> tuple[GaussianNormalizer, PlannerSpec, di
         spec = PlannerSpec(
             observation_dim=int(meta["observation_dim"]), action_dim=int(meta["action_dim"]),
             horizon=int(meta["horizon"]), action_low=tuple(map(float, meta["action_low"])),
-            action_high=tuple(map(float, meta["action_high"])), env_id=meta.get("env_id", ""))
+            action_high=tuple(map(float, meta["action_high"])), env_id=meta.get("env_id", ""),
+            speed_index=meta.get("speed_index"))
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"corrupt planner metadata {meta_file}: {exc!r}") from exc
     try:
@@ -178,7 +202,18 @@ def load_planner(path: str | Path, config: PlannerConfig | None = None,
         raise CheckpointError(f"corrupt scheduler config {sched_file}: {exc}") from exc
     unet = _load_model(path, "unet", device)
     value_function = _load_model(path, "value_function", device)
+    command_value = command_spec = None
+    if Path(path, COMMAND_VALUE_DIR).is_dir():  # optional; absent from older folders
+        command_value = _load_model(path, COMMAND_VALUE_DIR, device)
+        try:
+            command_spec = CommandSpec.load(path)
+        except FileNotFoundError as exc:
+            raise CheckpointError(f"checkpoint file missing: {Path(path, COMMAND_SPEC_FILE)}") \
+                from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"corrupt {Path(path, COMMAND_SPEC_FILE)}: {exc!r}") from exc
     try:
-        return DiffusionPlanner(unet, value_function, scheduler, normalizer, spec, config)
+        return DiffusionPlanner(unet, value_function, scheduler, normalizer, spec, config,
+                                command_value, command_spec)
     except ValueError as exc:
         raise CheckpointError(f"checkpoint {path} is inconsistent: {exc}") from exc

@@ -27,6 +27,7 @@ from diffuser_ros.planning.config import PlannerConfig
 from diffuser_ros.planning.device import resolve_device
 from diffuser_ros.planning.models import check_horizon
 from diffuser_ros.planning.normalizer import GaussianNormalizer
+from diffuser_ros.planning.objective import CommandSpec, Objective
 from diffuser_ros.planning.sampler import Conditioning, GuideSettings, guided_sample
 from diffuser_ros.planning.schedule import DiffusionSchedule, timestep_sequence
 
@@ -46,8 +47,12 @@ class PlannerSpec:
     action_low: tuple[float, ...]
     action_high: tuple[float, ...]
     env_id: str = ""
+    speed_index: int | None = None  # observation index of the forward velocity (commands)
 
     def __post_init__(self) -> None:
+        if self.speed_index is not None and not 0 <= self.speed_index < self.observation_dim:
+            raise ValueError(f"speed_index {self.speed_index} is not an observation index "
+                             f"(< {self.observation_dim})")
         if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
             raise ValueError("action bounds must have action_dim entries")
         if any(lo > hi for lo, hi in zip(self.action_low, self.action_high)):
@@ -95,7 +100,8 @@ class DiffusionPlanner:
 
     def __init__(self, unet: UNet1DModel, value_function: UNet1DModel, scheduler: DDPMScheduler,
                  normalizer: GaussianNormalizer, spec: PlannerSpec,
-                 config: PlannerConfig | None = None):
+                 config: PlannerConfig | None = None, command_value: UNet1DModel | None = None,
+                 command_spec: CommandSpec | None = None):
         if normalizer.observation_dim != spec.observation_dim or \
                 normalizer.action_dim != spec.action_dim:
             raise ValueError(f"normaliser dims ({normalizer.observation_dim} obs, "
@@ -105,8 +111,20 @@ class DiffusionPlanner:
             if model.config.in_channels != spec.transition_dim:
                 raise ValueError(f"{name} has {model.config.in_channels} input channels but the "
                                  f"spec needs {spec.transition_dim} (actions + observations)")
+        if (command_value is None) != (command_spec is None):
+            raise ValueError("command_value and command_spec come together")
+        if command_value is not None:
+            if command_value.config.in_channels != spec.transition_dim + 1:
+                raise ValueError(f"command_value has {command_value.config.in_channels} input "
+                                 f"channels but needs {spec.transition_dim + 1} (actions + "
+                                 "observations + the command)")
+            if spec.speed_index is None:
+                raise ValueError("a command value needs the spec's speed_index")
+            command_value = command_value.eval().requires_grad_(False)
         check_horizon(spec.horizon, tuple(unet.config.block_out_channels))
         self.spec = spec
+        self.command_spec = command_spec
+        self._command_value = command_value
         self.normalizer = normalizer
         self._act_low = np.asarray(spec.action_low, dtype=np.float32)
         self._act_high = np.asarray(spec.action_high, dtype=np.float32)
@@ -129,6 +147,11 @@ class DiffusionPlanner:
         """The return predictor that guides and ranks the plans (eval mode, on :attr:`device`)."""
         return self._value
 
+    @property
+    def command_value(self) -> UNet1DModel | None:
+        """The command-conditioned value function (``None``: the model has none)."""
+        return self._command_value
+
     # -- settings ---------------------------------------------------------------------------
     def configure(self, config: PlannerConfig) -> None:
         """Apply new settings (validated against the model first); takes effect between plans."""
@@ -143,6 +166,8 @@ class DiffusionPlanner:
             if moved:
                 self._unet.to(device)
                 self._value.to(device)
+                if self._command_value is not None:
+                    self._command_value.to(device)
                 self.device = device
             if config.compile != self.config.compile or moved or first_time:
                 self._compiled = None
@@ -167,13 +192,15 @@ class DiffusionPlanner:
                 self._generator.seed()
 
     # -- planning ---------------------------------------------------------------------------
-    def select_action(self, observation, constraints: Constraints | None = None) -> np.ndarray:
+    def select_action(self, observation, constraints: Constraints | None = None,
+                      command=None) -> np.ndarray:
         """The action to execute now: ``[action_dim]`` (or ``[B, action_dim]`` for a batch)."""
-        return self.plan(observation, constraints).action
+        return self.plan(observation, constraints, command=command).action
 
     def plan(self, observation, constraints: Constraints | None = None,
              generator: torch.Generator | None = None,
-             noise: torch.Tensor | None = None, warm_start_shift: int = 1) -> Plan:
+             noise: torch.Tensor | None = None, warm_start_shift: int = 1,
+             command=None) -> Plan:
         """Plan from ``observation`` ([obs_dim] or [B, obs_dim], raw units).
 
         ``constraints`` adds inpainting conditions ``{horizon_index: (obs_dims, values)}`` on top
@@ -184,17 +211,22 @@ class DiffusionPlanner:
         ``noise[k + 1]`` the noise of step k, S being the number of steps this call runs.
         ``warm_start_shift``: control steps elapsed since the state the previous plan started
         from; a warm start shifts that plan by as many steps (1 when every state is planned on).
+        ``command``: the commanded forward speed (m/s; a number, or ``[B]``), planned for with
+        the command terms of the objective (``command_weight``, ``speed_cost_weight``); ``None``
+        plans for the learned return alone.
         Raises ``ValueError`` for non-finite or wrongly sized input.
         """
         obs, single = self._check_observation(observation)
+        command = self._check_command(command, obs.shape[0])
         if isinstance(warm_start_shift, bool) or not isinstance(warm_start_shift, int) or \
                 warm_start_shift < 0:
             raise ValueError(f"warm_start_shift must be an integer >= 0, got {warm_start_shift!r}")
         with self._lock:
-            return self._plan(obs, single, constraints, generator, noise, warm_start_shift)
+            return self._plan(obs, single, constraints, generator, noise, warm_start_shift,
+                              command)
 
     def _plan(self, obs: np.ndarray, single: bool, constraints, generator, noise,
-              shift: int = 1) -> Plan:
+              shift: int = 1, command: np.ndarray | None = None) -> Plan:
         cfg, spec = self.config, self.spec
         n_env, n_cand = obs.shape[0], cfg.n_candidates
         batch = n_env * n_cand
@@ -222,15 +254,17 @@ class DiffusionPlanner:
             x = noise[0].clone()
         args = (x, conditioning, coefficients, self._guide, noise[1:],
                 self._timesteps(batch, first))
-        unet, value = self._networks()
+        networks = self._networks()
         try:
-            x, values = guided_sample(unet, value, *args)
+            x, values = guided_sample(networks[0], self._objective(networks, command, n_cand),
+                                      *args)
         except Exception as exc:  # noqa: BLE001 - compiler failures come in many types
-            if unet is self._unet:
+            if networks[0] is self._unet:
                 raise
             LOG.warning("torch.compile failed (%s); planning with eager models", exc)
-            self._compiled = (self._unet, self._value)
-            x, values = guided_sample(self._unet, self._value, *args)
+            self._compiled = (self._unet, self._value, self._command_value)
+            x, values = guided_sample(self._unet, self._objective(self._compiled, command, n_cand),
+                                      *args)
 
         x = x.view(n_env, n_cand, dim, horizon)
         values = values.view(n_env, n_cand)
@@ -256,7 +290,51 @@ class DiffusionPlanner:
                           result.values[0], result.best[0], warm)
         return result
 
+    def check_constraints(self, constraints: Constraints | None) -> None:
+        """``ValueError`` unless ``constraints`` can condition a plan of one observation."""
+        if constraints:
+            self._conditioning(self.normalizer.observation_mean[None], constraints, 1, 1)
+
     # -- helpers ----------------------------------------------------------------------------
+    def _objective(self, networks, command: np.ndarray | None, n_cand: int) -> Objective:
+        _, value, command_value = networks
+        cfg = self.config
+        objective = Objective(value, value_weight=cfg.value_weight)
+        if command is None:
+            return objective
+        index = self.spec.speed_index
+        objective.command = torch.as_tensor(command, dtype=torch.float32, device=self.device) \
+            .repeat_interleave(n_cand)
+        objective.command_value, objective.command_spec = command_value, self.command_spec
+        objective.command_weight = cfg.command_weight
+        objective.speed_cost_weight = cfg.speed_cost_weight
+        objective.speed_channel = self.spec.action_dim + index
+        objective.speed_mean = float(self.normalizer.observation_mean[index])
+        objective.speed_std = float(self.normalizer.observation_std[index])
+        return objective
+
+    def _check_command(self, command, n_env: int) -> np.ndarray | None:
+        if command is None:
+            return None
+        try:
+            values = np.asarray(command, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"command is not numeric: {exc}") from exc
+        if values.size == 1:
+            values = np.repeat(values, n_env)
+        if values.size != n_env:
+            raise ValueError(f"command must be one speed or one per observation ({n_env}), got "
+                             f"{np.shape(command)}")
+        if not np.isfinite(values).all():
+            raise ValueError("command must be finite")
+        if self.spec.speed_index is None:
+            raise ValueError("this model's spec names no forward-velocity index (speed_index): "
+                             "it cannot plan for a speed command")
+        if self.command_spec is None and self.config.speed_cost_weight == 0:
+            raise ValueError("this model has no command value function; a speed command needs "
+                             "speed_cost_weight > 0")
+        return values
+
     def _check_observation(self, observation) -> tuple[np.ndarray, bool]:
         try:
             obs = np.asarray(observation, dtype=np.float64)
@@ -281,9 +359,9 @@ class DiffusionPlanner:
         entries = [(0, torch.arange(act_dim, act_dim + obs_dim, device=self.device),
                     norm_obs.repeat_interleave(n_cand, dim=0))]
         for h, (dims, values) in (constraints or {}).items():
-            if not isinstance(h, (int, np.integer)) or not 0 <= h < self.spec.horizon:
+            if not isinstance(h, (int, np.integer)) or not 0 < h < self.spec.horizon:
                 raise ValueError(f"constraint timestep {h!r} is outside the horizon "
-                                 f"[0, {self.spec.horizon})")
+                                 f"(0, {self.spec.horizon}): index 0 is the current state")
             dims = np.asarray(dims, dtype=np.int64).reshape(-1)
             if dims.size == 0 or (dims < 0).any() or (dims >= obs_dim).any() or \
                     len(set(dims.tolist())) != dims.size:
@@ -326,12 +404,13 @@ class DiffusionPlanner:
     def _networks(self):
         """The U-Net and value function to run: eager, or compiled when ``config.compile``."""
         if not self.config.compile:
-            return self._unet, self._value
+            return self._unet, self._value, self._command_value
         if self._compiled is None:
             # Fixed shapes per batch size; on CUDA "reduce-overhead" captures CUDA graphs.
             mode = "reduce-overhead" if self.device.type == "cuda" else None
-            self._compiled = (torch.compile(self._unet, dynamic=False, mode=mode),
-                              torch.compile(self._value, dynamic=False, mode=mode))
+            self._compiled = tuple(
+                None if net is None else torch.compile(net, dynamic=False, mode=mode)
+                for net in (self._unet, self._value, self._command_value))
         return self._compiled
 
     def _timesteps(self, batch: int, first: int) -> list[torch.Tensor]:

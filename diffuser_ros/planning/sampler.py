@@ -1,9 +1,12 @@
 """The value-guided sampling loop (jannerm/diffuser ``n_step_guided_p_sample``), rclpy-free.
 
+The guide is any differentiable score ``objective(x, t) -> [batch]``: the model's value function
+(the original), or a weighted sum of terms (:class:`~diffuser_ros.planning.objective.Objective`).
+
 Tensors are kept channel-first, ``[batch, transition_dim, horizon]``, which is what
 ``UNet1DModel`` consumes, so no permutes happen inside the loop. Per step:
 
-1. ``n_guide_steps`` times: value and its gradient at the current noisy sample, gradient times
+1. ``n_guide_steps`` times: score and its gradient at the current noisy sample, gradient times
    the posterior variance (``scale_grad_by_std``), zero when ``t < t_stopgrad``,
    ``x += guide_scale * grad``, re-impose the conditions;
 2. the U-Net predicts x0; ``x = x0_coef * x0 + xt_coef * x + noise_std * z``; re-impose.
@@ -15,6 +18,7 @@ graph), so results equal the original's while doing less work.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -47,18 +51,26 @@ class GuideSettings:
     scale_grad_by_std: bool
 
 
-def value_and_grad(value_function: UNet1DModel, x: torch.Tensor, t: torch.Tensor):
-    """Value of each sample and its gradient w.r.t. the sample (the model's own weights frozen)."""
+Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def value_score(value_function: UNet1DModel) -> Score:
+    """The original guide: the value function's prediction, ``[B]``."""
+    return lambda x, t: value_function(x, t).sample.squeeze(-1)
+
+
+def value_and_grad(objective: Score, x: torch.Tensor, t: torch.Tensor):
+    """Score of each sample and its gradient w.r.t. the sample (the models' weights frozen)."""
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        values = value_function(x, t).sample.squeeze(-1)
+        values = objective(x, t)
         (grad,) = torch.autograd.grad(values.sum(), x)
     # A copy: with CUDA graphs (compile on CUDA) the next replay overwrites the output buffers.
     return values.detach().clone(), grad
 
 
 @torch.no_grad()
-def guided_sample(unet: UNet1DModel, value_function: UNet1DModel, x: torch.Tensor,
+def guided_sample(unet: UNet1DModel, objective: Score, x: torch.Tensor,
                   conditioning: Conditioning, coefficients: StepCoefficients,
                   guide: GuideSettings, step_noise: torch.Tensor | None,
                   timestep_batches: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,7 +79,7 @@ def guided_sample(unet: UNet1DModel, value_function: UNet1DModel, x: torch.Tenso
     ``step_noise[k]`` is the noise added after step k (unused on the final step, which adds
     none; ``None`` when every step is noiseless, e.g. DDIM with eta 0).
     ``timestep_batches[k]`` is step k's timestep repeated over the batch (built once by the
-    caller). Returns the final sample and the ranking values: the value from the last guide call
+    caller). Returns the final sample and the ranking values: the score from the last guide call
     of the final step, i.e. of the final denoising step's input, as the original ranks plans.
     """
     conditioning.apply_(x)
@@ -78,12 +90,12 @@ def guided_sample(unet: UNet1DModel, value_function: UNet1DModel, x: torch.Tenso
         t = timestep_batches[k]
         if guide_on and int(coefficients.timesteps[k]) >= guide.t_stopgrad:
             for _ in range(guide.n_guide_steps):
-                values, grad = value_and_grad(value_function, x, t)
+                values, grad = value_and_grad(objective, x, t)
                 if guide.scale_grad_by_std:
                     grad = grad * coefficients.grad_scale[k]
                 x = conditioning.apply_(x + guide.guide_scale * grad)
         elif k == n_steps - 1:
-            values = value_function(x, t).sample.squeeze(-1).clone()  # see value_and_grad
+            values = objective(x, t).clone()  # see value_and_grad
         x0 = unet(x, t).sample
         x = coefficients.x0_coef[k] * x0 + coefficients.xt_coef[k] * x
         if k < n_steps - 1 and step_noise is not None:

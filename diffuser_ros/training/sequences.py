@@ -18,6 +18,7 @@ import torch
 
 from diffuser_ros.data.d4rl_io import episode_bounds, validate_dataset
 from diffuser_ros.planning.normalizer import GaussianNormalizer
+from diffuser_ros.planning.objective import CommandSpec
 
 
 def discounted_returns(rewards: np.ndarray, discount: float) -> np.ndarray:
@@ -90,3 +91,97 @@ class SequenceDataset:
         windows = self.trajectories[idx[:, :1], offsets]
         values = self.returns[idx[:, 0], idx[:, 1]]
         return torch.from_numpy(windows), torch.from_numpy(values.astype(np.float32))
+
+
+def speed_tracking_rewards(speeds: np.ndarray, commands: np.ndarray,
+                           width: float) -> np.ndarray:
+    """Reward of tracking each command: ``exp(-((speed - command) / width)**2)``, ``[T, G]``."""
+    return np.exp(-(((speeds[:, None] - commands[None, :]) / width) ** 2))
+
+
+class CommandValueDataset(SequenceDataset):
+    """Windows plus the discounted return of tracking a commanded forward speed: the dataset's
+    rewards relabelled for every command (a grid over ``command_range``, interpolated between
+    its points), with ``termination_penalty`` added on a fall. The windows (and their
+    normaliser) are the diffusion model's; only the value target changes.
+    """
+
+    def __init__(self, data: dict[str, np.ndarray], horizon: int, speed_index: int,
+                 command_range: tuple[float, float], reward_width: float = 0.5,
+                 discount: float = 0.99, termination_penalty: float = -100.0,
+                 max_episode_length: int = 1000, normalizer: GaussianNormalizer | None = None,
+                 grid_step: float = 0.05):
+        super().__init__(data, horizon, max_episode_length, discount, termination_penalty,
+                         normalizer)
+        low, high = map(float, command_range)
+        if not low < high:
+            raise ValueError(f"command_range must be (low, high) with low < high, got "
+                             f"{command_range}")
+        if reward_width <= 0:
+            raise ValueError("reward_width must be > 0")
+        self.command_range = (low, high)
+        self.reward_width = float(reward_width)
+        self.termination_penalty = float(termination_penalty)
+        self.speed_coverage = speed_coverage(data, speed_index)
+        self.grid = np.linspace(low, high, int(round((high - low) / grid_step)) + 1)
+        speeds = np.asarray(data["observations"], dtype=np.float64)[:, speed_index]
+        terminals = np.asarray(data["terminals"], dtype=bool)
+        bounds = list(episode_bounds(data))
+        # Returns of real steps only, flat: episode i's step k is row offsets[i] + k.
+        self.offsets = np.concatenate([[0], np.cumsum([e - s for s, e in bounds])[:-1]])
+        returns = np.zeros((len(speeds), len(self.grid)), dtype=np.float32)
+        for (s, e), offset in zip(bounds, self.offsets):
+            rewards = speed_tracking_rewards(speeds[s:e], self.grid, reward_width)
+            if terminals[e - 1]:
+                rewards[-1] += termination_penalty
+            running = np.zeros(len(self.grid))
+            for k in range(e - s - 1, -1, -1):
+                running = rewards[k] + discount * running
+                returns[offset + k] = running
+        self.command_returns = returns
+
+    def command_spec(self) -> CommandSpec:
+        """The metadata a planner needs to use a value trained on this dataset."""
+        low, high = self.command_range
+        # the command input is normalised like a uniform variable over the trained range
+        return CommandSpec(reward_width=self.reward_width, discount=self.discount,
+                           termination_penalty=self.termination_penalty,
+                           command_mean=(low + high) / 2, command_std=(high - low) / 12 ** 0.5,
+                           speed_range=(low, high), speed_coverage=self.speed_coverage)
+
+    def command_batch(self, indices, commands) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows ``[B, horizon, dim]`` and the return of tracking ``commands`` [B] from each."""
+        windows, _ = self.batch(indices)
+        idx = self.indices[np.asarray(indices)]
+        rows = self.offsets[idx[:, 0]] + idx[:, 1]
+        commands = np.clip(np.asarray(commands, dtype=np.float64), *self.command_range)
+        position = (commands - self.grid[0]) / (self.grid[1] - self.grid[0])
+        below = np.minimum(np.floor(position).astype(np.int64), len(self.grid) - 2)
+        frac = position - below
+        table = self.command_returns
+        values = (1 - frac) * table[rows, below] + frac * table[rows, below + 1]
+        return windows, torch.from_numpy(values.astype(np.float32))
+
+
+def speed_coverage(data: dict[str, np.ndarray], speed_index: int,
+                   settle_steps: int = 125) -> dict:
+    """What forward speeds the dataset covers: percentiles of the speed over all steps, over the
+    steps after the first ``settle_steps`` of each episode (the take-off excluded; 125 = 1 s of
+    Hopper), and of each episode's mean speed after them."""
+    speeds = np.asarray(data["observations"], dtype=np.float64)[:, speed_index]
+    settled, episode_means = [], []
+    for s, e in episode_bounds(data):
+        if e - s > settle_steps:
+            settled.append(speeds[s + settle_steps:e])
+            episode_means.append(float(speeds[s + settle_steps:e].mean()))
+    qs = (5, 25, 50, 75, 95)
+
+    def pct(x):
+        x = np.asarray(x)
+        return {f"p{q}": round(float(np.percentile(x, q)), 3) for q in qs} if x.size else {}
+
+    settled = np.concatenate(settled) if settled else np.zeros(0)
+    return {"speed_index": int(speed_index), "settle_steps": settle_steps,
+            "all_steps": pct(speeds), "settled_steps": pct(settled),
+            "settled_episode_means": pct(episode_means), "n_steps": int(speeds.size),
+            "n_settled_steps": int(settled.size), "n_settled_episodes": len(episode_means)}

@@ -47,12 +47,13 @@ from diffuser_ros.planning.config import PlannerConfig
 from diffuser_ros.planning.device import resolve_device
 from diffuser_ros.planning.models import build_unet, build_value_function, check_horizon
 from diffuser_ros.planning.normalizer import GaussianNormalizer
+from diffuser_ros.planning.objective import CommandSpec, command_value_input
 from diffuser_ros.planning.planner import PlannerSpec
 from diffuser_ros.planning.schedule import DiffusionSchedule, make_scheduler
-from diffuser_ros.training.sequences import SequenceDataset
+from diffuser_ros.training.sequences import CommandValueDataset, SequenceDataset
 
 LOG = logging.getLogger("diffuser_ros.train")
-MODELS = ("diffusion", "value")
+MODELS = ("diffusion", "value", "command_value")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
 
@@ -72,7 +73,7 @@ class ConstantDecayEMA(EMAModel):
 class TrainConfig:
     """One network's training run. Defaults follow the released Diffuser locomotion config."""
 
-    model: str = "diffusion"  # "diffusion" (temporal U-Net) or "value"
+    model: str = "diffusion"  # "diffusion" (temporal U-Net), "value" or "command_value"
     horizon: int = 32
     channels: tuple[int, ...] = (32, 64, 128, 256)
     n_diffusion_steps: int = 20
@@ -88,6 +89,12 @@ class TrainConfig:
     discount: float = 0.997
     termination_penalty: float = -100.0
     max_episode_length: int = 1000
+    # the command value only: the forward-speed observation, the commands trained on (uniform)
+    # and the width of the speed-tracking reward exp(-((v - command) / width)^2)
+    speed_index: int = 5
+    command_low: float = 0.5
+    command_high: float = 3.5
+    reward_width: float = 0.5
     checkpoint_every: int = 5000
     log_every: int = 100
     seed: int = 0
@@ -128,6 +135,7 @@ class Trainer:
 
         self.config = config
         self.dataset = dataset
+        self.command_spec = dataset.command_spec() if config.model == "command_value" else None
         self.dir = Path(run_dir) / config.model
         self.dir.mkdir(parents=True, exist_ok=True)
         device = resolve_device(config.device)
@@ -139,8 +147,12 @@ class Trainer:
         self.num_processes = self.accelerator.num_processes
         dim = dataset.act_dim + dataset.obs_dim
         torch.manual_seed(config.seed)
-        build = build_unet if config.model == "diffusion" else build_value_function
-        model = build(transition_dim=dim, block_out_channels=tuple(config.channels))
+        if config.model == "diffusion":
+            model = build_unet(transition_dim=dim, block_out_channels=tuple(config.channels))
+        else:  # the command value takes the command as one more input channel
+            extra = 1 if config.model == "command_value" else 0
+            model = build_value_function(transition_dim=dim + extra,
+                                         block_out_channels=tuple(config.channels))
         # fused: one kernel for all tensors; on the CPU it is 3x faster than foreach (which loops
         # over tensors there) and the per-tensor loop costs ~15% of a small model's step.
         optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=True)
@@ -165,7 +177,7 @@ class Trainer:
         return self.config.batch_size * self.config.grad_accum * self.num_processes
 
     # -- losses -----------------------------------------------------------------------------
-    def draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def draw(self) -> tuple[torch.Tensor, ...]:
         """This rank's window indices, diffusion steps and noise of one global micro-batch.
 
         Every rank draws the whole global micro-batch (in the order one process with
@@ -179,23 +191,33 @@ class Trainer:
         shape = (n, self.dataset.horizon, self.dataset.act_dim + self.dataset.obs_dim)
         noise = torch.randn(shape, generator=gen)
         mine = slice(self.rank * cfg.batch_size, (self.rank + 1) * cfg.batch_size)
-        return idx[mine], t[mine], noise[mine]
+        if cfg.model != "command_value":
+            return idx[mine], t[mine], noise[mine]
+        low, high = self.dataset.command_range  # commands uniform over the trained range
+        commands = low + (high - low) * torch.rand(n, generator=gen, dtype=torch.float64)
+        return idx[mine], t[mine], noise[mine], commands[mine]
 
     def sample_batch(self):
-        """This rank's windows, value targets, diffusion steps and noise for one micro-batch."""
-        idx, t, noise = self.draw()
+        """This rank's windows, value targets, diffusion steps and noise for one micro-batch
+        (and the commands, for the command value)."""
+        idx, t, noise, *commands = self.draw()
+        if commands:
+            windows, values = self.dataset.command_batch(idx.numpy(), commands[0].numpy())
+            return windows, values, t, noise, commands[0].float()
         windows, values = self.dataset.batch(idx.numpy())
         return windows, values, t, noise
 
-    def compute_loss(self, windows, values, t, noise) -> torch.Tensor:
+    def compute_loss(self, windows, values, t, noise, commands=None) -> torch.Tensor:
         act_dim = self.dataset.act_dim
         x0 = windows.to(self.device).transpose(1, 2)  # [B, D, H]
         t = t.to(self.device)
         noise = noise.to(self.device).transpose(1, 2)
         x_t = self.sqrt_ab[t, None, None] * x0 + self.sqrt_1m_ab[t, None, None] * noise
         x_t[:, act_dim:, 0] = x0[:, act_dim:, 0]  # the current state is always known
+        if commands is not None:
+            x_t = command_value_input(x_t, commands.to(self.device), self.command_spec)
         out = self.model(x_t, t).sample
-        if self.config.model == "value":
+        if self.config.model != "diffusion":
             return torch.nn.functional.mse_loss(out.squeeze(-1), values.to(self.device))
         out = out.clone()
         out[:, act_dim:, 0] = x0[:, act_dim:, 0]  # conditioned entries carry no loss
@@ -273,6 +295,8 @@ class Trainer:
             "windows_per_step": self.windows_per_step,
             "normalizer": self.dataset.normalizer.to_dict(),
         }
+        if self.command_spec is not None:
+            state["command_spec"] = dataclasses.asdict(self.command_spec)
         if self.accelerator.scaler is not None:  # fp16 loss scale
             state["scaler"] = self.accelerator.scaler.state_dict()
         tmp = self.checkpoint_path.with_suffix(".tmp")
@@ -394,6 +418,26 @@ def export(run_dir: str | Path, dest: str | Path, env_id: str = "Hopper-v5",
                         dtype=torch.float16 if fp16 else None)
 
 
+def export_command_value(run_dir: str | Path, dest: str | Path) -> Path:
+    """Add ``command_value/`` and ``command.json`` to the planner folder ``dest``; its diffusion
+    model, value function and normaliser stay as they are (they must match the run's)."""
+    from diffuser_ros.planning.checkpoint import read_metadata, write_command_value
+
+    net, state = load_trained(run_dir, "command_value")
+    normalizer, spec, _ = read_metadata(dest)
+    if GaussianNormalizer.from_dict(state["normalizer"]).to_dict() != normalizer.to_dict():
+        raise ValueError(f"the command value was trained with another normaliser than {dest}'s; "
+                         "train it with --normalizer pointing at that folder's normalizer.json")
+    if state["architecture"]["horizon"] != spec.horizon:
+        raise ValueError(f"horizon {state['architecture']['horizon']} != the planner's "
+                         f"{spec.horizon}")
+    return write_command_value(dest, net, CommandSpec(**state["command_spec"]),
+                               speed_index=state["config"]["speed_index"],
+                               training={"steps": state["step"],
+                                         "train_seconds": round(state["elapsed"]),
+                                         "config": state["config"]})
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -410,6 +454,9 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
                            help=HELP.get(f.name))
+        p.add_argument("--normalizer", type=Path, default=None,
+                       help="normalizer.json to use instead of fitting one to the dataset (a "
+                            "command value for an existing model must see its normalisation)")
         p.add_argument("--mixed-precision", choices=MIXED_PRECISION,
                        default=os.environ.get("ACCELERATE_MIXED_PRECISION", "no"),
                        help="Accelerate's mixed precision (GPU; default: accelerate launch's "
@@ -421,6 +468,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fp16", action="store_true", help="store weights in float16 (half size)")
     p.add_argument("--defaults", type=json.loads, default={},
                    help='default planner settings as JSON, e.g. \'{"n_candidates": 16}\'')
+    p = sub.add_parser("export-command-value",
+                       help="add the command value of a run to an existing planner folder")
+    p.add_argument("--out", type=Path, required=True, help="the training run folder")
+    p.add_argument("--dest", type=Path, required=True, help="the planner folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _warn_single_process_cpu_launch()
@@ -434,6 +485,9 @@ def main(argv: list[str] | None = None) -> None:
             LOG.info("wrote %s", path)
         state.wait_for_everyone()
         return
+    if args.command == "export-command-value":
+        LOG.info("wrote %s", export_command_value(args.out, args.dest))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
@@ -441,8 +495,16 @@ def main(argv: list[str] | None = None) -> None:
     config = TrainConfig(model=args.command,
                          channels=tuple(int(c) for c in args.channels.split(",")), **values)
     data, _ = load_dataset(args.dataset)
-    dataset = SequenceDataset(data, config.horizon, config.max_episode_length, config.discount,
-                              config.termination_penalty)
+    normalizer = GaussianNormalizer.load(args.normalizer) if args.normalizer else None
+    if config.model == "command_value":
+        dataset = CommandValueDataset(
+            data, config.horizon, config.speed_index, (config.command_low, config.command_high),
+            config.reward_width, config.discount, config.termination_penalty,
+            config.max_episode_length, normalizer)
+        LOG.info("forward speeds in the dataset: %s", json.dumps(dataset.speed_coverage))
+    else:
+        dataset = SequenceDataset(data, config.horizon, config.max_episode_length,
+                                  config.discount, config.termination_penalty, normalizer)
     trainer = Trainer(config, dataset, args.out)
     if not trainer.accelerator.is_main_process:
         logging.getLogger().setLevel(logging.WARNING)  # one copy of the progress lines
