@@ -108,15 +108,19 @@ def summarize(times: np.ndarray) -> dict:
 
 
 def run(model: str | Path, devices: list[str], repeats: int, warmup: int,
-        presets: list[str], include_reference: bool = True, compile_: bool = False) -> dict:
+        presets: list[str], include_reference: bool = True, compile_: bool = False,
+        command: float | None = None) -> dict:
     results = {"model": str(model), "torch": torch.__version__, "threads": torch.get_num_threads(),
                "cpu": platform.processor() or platform.machine(), "variants": []}
     observations = replay_observations(warmup + repeats)
     for device_name in devices:
-        variants = [(name, False) for name in presets]
+        variants = [(name, False, None) for name in presets]
         if compile_:
-            variants += [(name, True) for name in presets]
-        for name, compiled in ([("reference", False)] if include_reference else []) + variants:
+            variants += [(name, True, None) for name in presets]
+        if command is not None:  # the same presets, planning for a speed command
+            variants += [(name, False, command) for name in presets]
+        for name, compiled, speed in \
+                ([("reference", False, None)] if include_reference else []) + variants:
             planner = load_planner(model, config=preset(
                 name if name != "reference" else "quality", device=device_name, seed=0,
                 compile=compiled))
@@ -131,11 +135,12 @@ def run(model: str | Path, devices: list[str], repeats: int, warmup: int,
                         pipe(obs, batch_size=cfg["n_candidates"], planning_horizon=horizon,
                              n_guide_steps=cfg["n_guide_steps"], scale=cfg["guide_scale"])
             else:
-                def call(obs, planner=planner):
-                    planner.plan(obs)
+                def call(obs, planner=planner, speed=speed):
+                    planner.plan(obs, command=speed)
             stats = summarize(time_calls(call, observations, warmup, device))
             label = ("diffusers ValueGuidedRLPipeline" if name == "reference" else
-                     f"ours@{name}" + ("+compile" if compiled else ""))
+                     f"ours@{name}" + ("+compile" if compiled else "")
+                     + (f"+cmd_vel {speed:g}" if speed is not None else ""))
             results["variants"].append({"variant": label, "device": str(device),
                                         "settings": PRESETS["quality" if name == "reference"
                                                             else name], **stats})
@@ -172,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--compile", action="store_true",
                         help="also time each preset with torch.compile (warm-up compiles)")
+    parser.add_argument("--command", type=float, default=None,
+                        help="also time each preset planning for this speed command (m/s)")
     parser.add_argument("--out", type=Path, default=Path("benchmark.json"))
     args = parser.parse_args(argv)
     if args.threads:
@@ -179,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
                if args.devices == "auto" else args.devices.split(","))
     results = run(args.model, devices, args.repeats, args.warmup, args.presets.split(","),
-                  include_reference=not args.no_reference, compile_=args.compile)
+                  include_reference=not args.no_reference, compile_=args.compile,
+                  command=args.command)
     print_table(results)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.out}")

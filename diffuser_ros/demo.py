@@ -229,9 +229,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def progress_line(progress: dict, planner, elapsed: float) -> str:
     """One line while an episode runs: where it is and how fast the loop goes."""
-    plans = planner.controller.status().plans if planner.controller is not None else 0
+    status = planner.controller.status() if planner.controller is not None else None
+    plans = status.plans if status is not None else 0
+    speed = progress.get("speed")
+    command = status.command if status is not None else None
+    speed_text = "" if speed is None else f", speed {speed:.2f} m/s (last 1 s)"
+    if command is not None:
+        speed_text += f", commanded {command:.2f}"
     return (f"  episode {progress['episode']}: step {progress['length']}, return so far "
-            f"{progress['return']:.1f} ({plans / elapsed:.1f} decisions/s, "
+            f"{progress['return']:.1f}{speed_text} ({plans / elapsed:.1f} decisions/s, "
             f"{progress['steps'] / elapsed:.1f} sim steps/s)")
 
 

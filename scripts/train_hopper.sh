@@ -33,3 +33,11 @@ wait
 # 3. export with the shipped default settings (the realtime preset)
 "$BIN/diffuser-ros-train" export --out "$RUN/train" --dest diffuser_ros/models/hopper \
     --defaults '{"n_candidates": 16, "n_guide_steps": 1, "warm_start": true, "warm_start_steps": 4}'
+
+# 4. the command value (speed commands, docs/commands.md): the same windows and normaliser, the
+#    rewards relabelled for commanded speeds 1-4 m/s; then added to the planner folder
+"$BIN/diffuser-ros-train" command_value --dataset "$RUN/data/hopper-medium.hdf5" \
+    --out "$RUN/train" --normalizer diffuser_ros/models/hopper/normalizer.json \
+    --channels "$CHANNELS" --batch-size 32 --grad-accum 1 --steps 40000 --discount 0.99 \
+    --command-low 1.0 --command-high 4.0 --reward-width 0.5 --checkpoint-every 2000 --threads 1
+"$BIN/diffuser-ros-train" export-command-value --out "$RUN/train" --dest diffuser_ros/models/hopper

@@ -71,7 +71,7 @@ def test_the_command_channel_is_the_normalised_command():
 
 
 def test_the_command_changes_the_plan_and_its_ranking(hopper_observation):
-    planner = _planner(command_weight=50.0)
+    planner = _planner(command_weight=500.0)
     noise = torch.randn(21, 4, TINY_HORIZON, DIM, generator=torch.Generator().manual_seed(3))
     free = planner.plan(hopper_observation, noise=noise)
     slow = planner.plan(hopper_observation, noise=noise, command=1.0)
@@ -82,10 +82,10 @@ def test_the_command_changes_the_plan_and_its_ranking(hopper_observation):
 
 
 def test_speed_cost_guidance_steps_along_its_gradient(hopper_observation):
-    """With the value weighted 0, one guide step moves exactly the planned speeds after the
+    """With the return weighted 0, one guide step moves exactly the planned speeds after the
     current state, by scale * w * d/dx[-mean_h (v_h - v*)^2] (v = x * std + mean)."""
     scale, weight, command = 0.1, 2.0, 3.0
-    planner = _planner(value_weight=0.0, command_weight=0.0, speed_cost_weight=weight,
+    planner = _planner(command_return_weight=0.0, command_weight=0.0, speed_cost_weight=weight,
                        guide_scale=scale, scale_grad_by_std=False, n_guide_steps=1)
     seen = {"value": [], "unet": []}
     planner.value_function.register_forward_pre_hook(
@@ -229,7 +229,7 @@ def _controller(planner, **settings):
 
 def test_a_command_is_planned_for_until_it_times_out(hopper_observation):
     planner = RecordingPlanner(_planner())
-    controller, clock, _ = _controller(planner, command_timeout=0.5)
+    controller, clock, _ = _controller(planner, command_timeout=0.5, command_gain=0.0)
     controller.set_command(2.5)
     controller.offer(hopper_observation, clock.now)
     assert controller.run_once()
@@ -249,6 +249,34 @@ def test_a_command_is_planned_for_until_it_times_out(hopper_observation):
     assert controller.command() == 3.0
     controller.set_command(None)
     assert controller.command() is None
+
+
+def test_the_speed_loop_integrates_the_error_near_the_command(hopper_observation):
+    """command_gain: plan for command + gain x integral of (command - measured speed); errors
+    beyond the integration band (a take-off) are not integrated; the range bounds it."""
+    planner = RecordingPlanner(_planner())
+    controller, clock, _ = _controller(planner, command_gain=2.0, command_timeout=1000.0)
+    controller.set_command(2.0)
+
+    def plan_at(speed, dt_s):
+        obs = hopper_observation.copy()
+        obs[HOPPER_SPEED_INDEX] = speed
+        clock.now += int(dt_s * 1e9)
+        controller.offer(obs, clock.now)
+        controller.run_once()
+        return planner.calls[-1]["command"]
+
+    assert plan_at(0.0, 0.0) == 2.0     # first state: nothing integrated yet
+    assert plan_at(0.5, 0.1) == 2.0     # 1.5 m/s below: a take-off, not integrated
+    assert plan_at(1.8, 0.5) == pytest.approx(2.0 + 2.0 * 0.2 * 0.5)    # integrates 0.2 x 0.5 s
+    assert plan_at(2.1, 0.5) == pytest.approx(2.2 + 2.0 * -0.1 * 0.5)   # and back
+    assert controller.status().planned_command == pytest.approx(2.1)
+    assert plan_at(0.0, 10.0) == pytest.approx(2.1)  # beyond the band again: held
+    controller.request_reset()  # a new episode starts the loop afresh
+    assert plan_at(1.0, 0.1) == 2.0
+    for _ in range(5):  # a long error inside the band saturates at the range: 4 m/s
+        last = plan_at(1.1, 1.0)
+    assert last <= 4.0
 
 
 @pytest.mark.parametrize("speed, match", [
@@ -311,14 +339,19 @@ def test_segment_speeds_and_response_time():
 
 def test_command_evaluation_runs_end_to_end(tiny_command_model_dir, tmp_path):
     out = tmp_path / "commands"
-    args = ["--model-path", str(tiny_command_model_dir), "--seeds", "0-1", "--max-steps", "30",
-            "--schedule", "none", "--schedule", "2.0;3.0@15", "--out", str(out),
-            "--no-progress", "--n-candidates", "2", "--device", "cpu"]
+    # 12 steps: too short to fall, so every step of every episode has a speed
+    args = ["--model-path", str(tiny_command_model_dir), "--seeds", "0-1", "--max-steps", "12",
+            "--schedule", "none", "--schedule", "2.0;3.0@6", "--settle-s", "0.016",
+            "--out", str(out), "--no-progress", "--n-candidates", "2", "--device", "cpu"]
     assert commands_main(args) == 0
     results = json.loads((out / "commands.json").read_text())
-    step = results["schedules"]["2;3@15"]
+    step = results["schedules"]["2;3@6"]
+    assert step["lengths"] == [12, 12] and step["full_length_fraction"] == 1.0
+    assert len(step["speed_trace_mean"]) == 12 and None not in step["speed_trace_mean"]
     assert [s["command"] for s in step["segments"]] == [2.0, 3.0]
-    assert len(step["speed_trace_mean"]) == max(step["lengths"])
+    for segment in step["segments"]:  # speeds after the first 2 steps of each segment
+        assert all(np.isfinite(a) for a in segment["achieved"])
+        assert np.isfinite(segment["achieved_mean"])
     assert results["schedules"]["none"]["segments"][0]["command"] is None
     assert (out / "commands.png").stat().st_size > 0
     # finished schedules are kept: a rerun with one more schedule runs only that one

@@ -630,11 +630,13 @@ def test_sim_reset_service_episode_stats_and_max_episodes(harness):
         n = len(states)
         pub.publish(Float64MultiArray(data=[0.0, 0.0, 0.0]))
         wait_until(lambda n=n: len(states) > n, what=f"step {k + 1}")
+    travelled = states.messages[-1].position[0] - states.messages[0].position[0]  # root x
     response = harness.call(Trigger, "/hopper_sim_node/reset", Trigger.Request())
     assert response.success
     wait_until(lambda: len(stats) >= 1, what="episode stats")
     first = json.loads(stats.messages[0].data)
     assert first["reason"] == "reset" and first["length"] == 2 and first["episode"] == 1
+    assert first["speed_last_1s"] == pytest.approx(travelled / (2 * 0.008), abs=1e-3)
     # Episode 2 starts from the state gymnasium gives for seed + 1, time runs on.
     env = gym.make("Hopper-v5", disable_env_checker=True)
     env.reset(seed=6)
@@ -820,7 +822,7 @@ def test_cmd_vel_commands_the_speed_and_bad_commands_are_refused(harness, tiny_c
     wait_until(lambda: len(actions) >= 1, what="an action planned for the command")
     values = values_of(node.diagnostics())
     assert values["command_speed"] == "2.500" and float(values["command_age_s"]) >= 0
-    assert values["command_timeout"] == "2.0" and values["command_weight"] == "1.0"
+    assert values["command_timeout"] == "2.0" and values["command_weight"] == "100.0"
     # Outside the speeds the command value was trained for (1-4 m/s): refused, the command in
     # effect stays (the next valid one, sent after it, arrives after it was handled).
     cmd_vel.publish(Twist(linear=Vector3(x=9.0)))

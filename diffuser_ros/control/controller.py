@@ -18,6 +18,10 @@ fake clock and the closed-loop evaluator and the node drive one implementation:
   ``tracking`` runs a feedback ``tracker(measured state, plan's predicted next state)`` at every
   tick (e.g. :class:`~diffuser_ros.control.tracking.ModelInverseDynamics`); a plan that has run
   out is dropped and the safe action goes out;
+* **commands and goals**: a speed command (:meth:`set_command`, the node's ``cmd_vel``) is
+  planned for until ``command_timeout`` after it arrived, with a speed loop (``command_gain``)
+  trimming the planner's steady bias; goal constraints (:meth:`set_constraints`) are inpainted
+  into every plan until replaced;
 * **statistics**: planning latency, action delay (how long after the state was measured its
   action went out, on the same clock: zero in lockstep, where the world waits), deadline misses
   against ``control_period``, rejected states, safe actions, resets.
@@ -48,6 +52,7 @@ from diffuser_ros.settings import check_fields, setting
 LOG = logging.getLogger(__name__)
 
 EXECUTIONS = ("hold", "time_indexed", "tracking")
+INTEGRATION_BAND = 1.0  # m/s: the speed loop integrates only errors this small
 OK, WARN, ERROR = 0, 1, 2  # health levels (the values of diagnostic_msgs/DiagnosticStatus)
 
 
@@ -77,6 +82,11 @@ class ControllerSettings:
         2.0, "A speed command is in effect this long after it was received; then the planner "
         "plans for the learned return again (a 1 Hz `ros2 topic pub` keeps it alive).",
         range=(1e-3, 1e6), unit="s")
+    command_gain: float = setting(
+        1.0, "Integral gain of a speed loop around the planner: it plans for the command plus "
+        "command_gain x the integral of (command - measured speed), within the commandable "
+        "range, which trims a steady bias of the planner away; 0 plans for the command as "
+        "given.", range=(0.0, 100.0), unit="1/s")
     latency_window: int = setting(100, "Number of recent plans the latency statistics cover.",
                                   range=(1, 100000), runtime=False)
 
@@ -119,6 +129,7 @@ class ControllerStatus:
     state_age: float | None
     best_value: float
     command: float | None      # the speed command in effect (None: none)
+    planned_command: float | None  # the speed the last plan was for (with command_gain)
     command_age: float | None  # seconds since it was received
     constraints: int           # constrained trajectory entries (a goal) in effect
     settings: ControllerSettings
@@ -147,7 +158,7 @@ class Job:
 
     state: _State
     warm_start_shift: int
-    command: float | None = None  # the speed planned for (None: the learned return alone)
+    command: float | np.ndarray | None = None  # the speed planned for (None: the return alone)
     constraints: dict | None = None  # inpainting constraints {horizon index: (dims, values)}
     latency: float = math.nan
 
@@ -223,6 +234,9 @@ class RecedingHorizonController:
         self._stop = threading.Event()
         self._command: SpeedCommand | None = None
         self._constraints: dict | None = None
+        self._speed_integral: np.ndarray | None = None  # m (per robot of a batch)
+        self._integral_stamp_ns: int | None = None
+        self._planned_command: float | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -431,7 +445,34 @@ class RecedingHorizonController:
             self._in_progress_key = state.key
         state = self._predicted(state)
         shift = self._apply_pending(state.stamp_ns)
-        return Job(state, shift, self.command(), self._constraints)
+        return Job(state, shift, self._command_to_plan(state), self._constraints)
+
+    def _command_to_plan(self, state: _State):
+        """The command, plus the integral action of the speed loop (``command_gain``)."""
+        command = self.command()
+        gain = self._settings.command_gain
+        if command is None or not gain:
+            self._speed_integral = None
+            self._planned_command = command
+            return command
+        low, high = self.command_range
+        speed = state.observation[..., self.planner.spec.speed_index]
+        if self._speed_integral is None or self._speed_integral.shape != np.shape(speed):
+            self._speed_integral = np.zeros(np.shape(speed))
+        elif self._integral_stamp_ns is not None:
+            dt = max(state.stamp_ns - self._integral_stamp_ns, 0) * 1e-9
+            error = command - speed
+            grown = self._speed_integral + error * dt
+            # Anti-windup: integrate only near the command (not during a take-off or a fall,
+            # whose large errors say nothing about the steady bias) and while the command
+            # planned for is not saturated.
+            inside = (np.abs(error) <= INTEGRATION_BAND) & \
+                (command + gain * grown >= low) & (command + gain * grown <= high)
+            self._speed_integral = np.where(inside, grown, self._speed_integral)
+        self._integral_stamp_ns = state.stamp_ns
+        planned = np.clip(command + gain * self._speed_integral, low, high)
+        self._planned_command = float(np.mean(planned))
+        return planned if planned.ndim else float(planned)
 
     def _predicted(self, state: _State) -> _State:
         """With ``predict_ahead``: the newest plan's predicted state that many steps later."""
@@ -492,6 +533,7 @@ class RecedingHorizonController:
                            if getattr(before, k) != v}
                 self._log(logging.INFO, f"applied planner settings {changed}")
         if pending.reset:
+            self._speed_integral = None  # a new episode: the speed loop starts afresh
             self.planner.reset()
             self._counters.resets += 1
             self._last_plan_stamp_ns = None
@@ -625,6 +667,7 @@ class RecedingHorizonController:
             rejected_states=c.rejected, last_rejection=c.last_rejection,
             resent_states=c.resent, safe_actions=c.safe, resets=c.resets, state_age=age,
             best_value=c.best_value, command=in_effect,
+            planned_command=self._planned_command if in_effect is not None else None,
             command_age=None if command is None else self._age(command.received_ns, self._clock()),
             constraints=sum(len(d) for d, _ in (self._constraints or {}).values()),
             settings=self._settings,

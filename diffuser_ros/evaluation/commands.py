@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a command schedule (repeatable): SPEED[@STEP][;SPEED@STEP...] or none")
     p.add_argument("--tolerance", type=float, default=0.15,
                    help="speed band (m/s) for 'tracking' and the response time")
+    p.add_argument("--settle-s", type=float, default=SETTLE_S,
+                   help="seconds at the start of each segment left out of its achieved speed")
     p.add_argument("--latency", type=int, default=0,
                    help="plan latency in control steps (0: lockstep)")
     p.add_argument("--max-steps", type=int, default=1000)
@@ -130,9 +132,11 @@ def evaluate_schedule(planner, schedule: CommandSchedule, seeds, args, dt: float
     """Run one schedule over ``seeds``; the summary :func:`run` stores."""
     index = planner.spec.speed_index
     traces: list[list[float]] = []
+    stepped = np.ones(len(seeds), dtype=bool)  # envs that took this step (live before it)
 
     def on_step(step, obs, actions, rewards, live, latency):
-        traces.append(np.where(live, obs[:, index], np.nan).tolist())
+        traces.append(np.where(stepped, obs[:, index], np.nan).tolist())
+        stepped[:] = live
 
     policy = planner_policy(planner, args.latency, ControllerSettings(),
                             command_schedule=schedule)
@@ -140,7 +144,7 @@ def evaluate_schedule(planner, schedule: CommandSchedule, seeds, args, dt: float
     episodes = run_episodes(policy, seeds, args.env_id, args.max_steps,
                             on_step=on_step, progress=not args.no_progress, desc=str(schedule))
     speeds = np.asarray(traces, dtype=np.float64).T  # [seeds, steps]; NaN after a fall
-    settle, window = round(SETTLE_S / dt), round(WINDOW_S / dt)
+    settle, window = round(args.settle_s / dt), round(WINDOW_S / dt)
     summary = summarize(episodes)
     segments = []
     for i, (first, command) in enumerate(schedule.segments):
@@ -192,6 +196,7 @@ def run(args: argparse.Namespace) -> dict:
     results = read_json(path) if path.is_file() else {}
     settings_record = {"model": model, "config": config.to_dict(), "seeds": args.seeds,
                        "latency_steps": args.latency, "tolerance": args.tolerance,
+                       "settle_s": args.settle_s,
                        "max_steps": args.max_steps, "env_id": args.env_id,
                        "control_period_s": dt, "device": str(planner.device)}
     if results.get("settings") != settings_record:

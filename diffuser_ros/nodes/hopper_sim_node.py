@@ -26,6 +26,7 @@ matches an offline evaluation that calls ``planner.reset()`` per episode.
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import os
@@ -60,6 +61,7 @@ VIDEO_FPS = 30.0  # recorded frame rate (every 4th step of Hopper's 125 Hz)
 # Simulation time starts at 1 s: every stamp is then non-zero (a zero stamp means "unstamped",
 # which a planner cannot use to recognise a re-sent state).
 START_TIME_NS = 1_000_000_000
+SPEED_WINDOW_STEPS = 125  # forward speed is reported over the last second (125 steps of 8 ms)
 
 SIM_SPECS: list[ParamSpec] = [
     ParamSpec("mode", "lockstep", "'lockstep': one step per received action (deterministic); "
@@ -257,7 +259,8 @@ class HopperSimNode(Node):
     def progress(self) -> dict:
         """The running episode: its number, steps and return so far, and the run's steps."""
         return {"episode": self._episode + 1, "length": self._ep_length,
-                "return": self._ep_return, "steps": self._steps, "held": self.held}
+                "return": self._ep_return, "steps": self._steps, "held": self.held,
+                "speed": self.forward_speed()}
 
     @property
     def controller_engaged(self) -> bool:
@@ -287,6 +290,7 @@ class HopperSimNode(Node):
         seed = None if self._seed < 0 else self._seed + self._episode
         self._env.reset(seed=seed)
         self._ep_return, self._ep_length = 0.0, 0
+        self._x_history = collections.deque([self._x()], maxlen=SPEED_WINDOW_STEPS + 1)
         self._ep_started = time.monotonic()
         self._frame()
 
@@ -373,16 +377,30 @@ class HopperSimNode(Node):
         self._steps += 1
         self._ep_return += float(reward)
         self._ep_length += 1
+        self._x_history.append(self._x())
         self._frame()
         if terminated or truncated:
             self._end_episode("terminated" if terminated else "truncated")
         else:
             self._publish_state()
 
+    def _x(self) -> float:
+        """The torso's forward position (root x, the first generalised coordinate)."""
+        return float(self._env.unwrapped.data.qpos[0])
+
+    def forward_speed(self) -> float | None:
+        """Mean forward speed over the last second of the episode (None: no step yet)."""
+        xs = self._x_history
+        if len(xs) < 2:
+            return None
+        return (xs[-1] - xs[0]) / ((len(xs) - 1) * self._env.unwrapped.dt)
+
     def _end_episode(self, reason: str) -> None:
         stats = {
             "episode": self._episode + 1, "return": round(self._ep_return, 6),
             "length": self._ep_length, "reason": reason,
+            "speed_last_1s": None if self.forward_speed() is None else
+            round(self.forward_speed(), 4),
             "seed": None if self._seed < 0 else self._seed + self._episode,
             "sim_time": round(self.sim_time, 6),
             "wall_time_s": round(time.monotonic() - self._ep_started, 4),

@@ -78,6 +78,8 @@ def diagnostic_status(status: ControllerStatus, name: str, device: str,
         "estop": _text(status.estop),
         "resets": status.resets,
         "command_speed": "none" if status.command is None else f"{status.command:.3f}",
+        "planned_speed": "none" if status.planned_command is None else
+        f"{status.planned_command:.3f}",
         "command_age_s": "none" if status.command_age is None else f"{status.command_age:.3f}",
         "goal_constraints": status.constraints,
     }

@@ -35,11 +35,14 @@ class PlannerConfig:
                               "least noisy ones).", range=(0, 10000))
     scale_grad_by_std: bool = setting(True, "Multiply the value gradient by the posterior "
                                       "variance of the step (original).")
-    value_weight: float = setting(1.0, "Weight of the learned return in the objective that "
-                                  "guides and ranks plans (1 = the paper).", range=(0.0, 1e6))
-    command_weight: float = setting(1.0, "Weight of the command value (the model's learned "
-                                    "return of tracking the commanded speed) while a speed "
-                                    "command is in effect.", range=(0.0, 1e6))
+    command_weight: float = setting(100.0, "Weight of the command value (the model's learned "
+                                    "return of tracking the commanded speed) in the objective "
+                                    "that guides and ranks plans, while a speed command is in "
+                                    "effect.", range=(0.0, 1e6))
+    command_return_weight: float = setting(10.0, "Weight of the learned return in that "
+                                           "objective while a speed command is in effect "
+                                           "(without one it is 1, the paper).",
+                                           range=(0.0, 1e6))
     speed_cost_weight: float = setting(0.0, "Weight of the analytic cost -mean (v - v*)^2 on "
                                        "the plan's own forward-velocity channel while a speed "
                                        "command is in effect (a baseline; see docs/commands.md).",

@@ -3,7 +3,8 @@
 The same score both guides the samples (its gradient, at every guided denoising step) and
 ranks the finished candidates, as Diffuser does with its value function alone. Terms:
 
-* the learned **return** value (the model's ``value_function``), weight ``value_weight``;
+* the learned **return** value (the model's ``value_function``), weight 1 without a command
+  (the paper), ``command_return_weight`` with one;
 * a learned **command value** (``command_value/``, optional): the discounted return of a
   speed-tracking reward, for the commanded speed given as an extra input channel. Trained on the
   dataset with rewards relabelled for many target speeds; the diffusion model is untouched

@@ -6,6 +6,7 @@ Usage::
     planner.reset()                                     # at the start of every episode
     action = planner.select_action(observation)         # [obs_dim] -> [action_dim]
     plan = planner.plan(observations)                   # [B, obs_dim] -> Plan with B batches
+    plan = planner.plan(observation, command=1.8)       # plan for a forward speed (m/s)
 
 ``plan`` samples ``n_candidates`` trajectories per observation in one batch (several robots or
 evaluation environments share one forward pass), ranks them by value and returns the first action
@@ -299,9 +300,10 @@ class DiffusionPlanner:
     def _objective(self, networks, command: np.ndarray | None, n_cand: int) -> Objective:
         _, value, command_value = networks
         cfg = self.config
-        objective = Objective(value, value_weight=cfg.value_weight)
+        objective = Objective(value)
         if command is None:
             return objective
+        objective.value_weight = cfg.command_return_weight
         index = self.spec.speed_index
         objective.command = torch.as_tensor(command, dtype=torch.float32, device=self.device) \
             .repeat_interleave(n_cand)
