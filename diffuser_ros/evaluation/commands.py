@@ -28,11 +28,16 @@ from pathlib import Path
 import numpy as np
 
 from diffuser_ros.control import ControllerSettings
-from diffuser_ros.evaluation.closed_loop import DEFAULT_ENV_ID, planner_policy, run_episodes
-from diffuser_ros.evaluation.evaluate import parse_seeds
-from diffuser_ros.evaluation.report import mean_se, read_json, summarize, write_json
-from diffuser_ros.planning import DEFAULT_PRESET, PlannerConfig, preset
-from diffuser_ros.settings import add_arguments, given_arguments
+from diffuser_ros.evaluation.closed_loop import planner_policy, run_episodes
+from diffuser_ros.evaluation.evaluate import add_rollout_arguments, load_cli_planner, parse_seeds
+from diffuser_ros.evaluation.report import (
+    mean_se,
+    pyplot,
+    read_json,
+    save_figure,
+    summarize,
+    write_json,
+)
 
 SETTLE_S = 1.0    # speed is judged after the first second of a segment
 WINDOW_S = 0.5    # averaging window of the step response (a hop is ~0.3 s)
@@ -117,14 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds at the start of each segment left out of its achieved speed")
     p.add_argument("--latency", type=int, default=0,
                    help="plan latency in control steps (0: lockstep)")
-    p.add_argument("--max-steps", type=int, default=1000)
-    p.add_argument("--env-id", default=DEFAULT_ENV_ID)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--torch-threads", type=int, default=None)
-    p.add_argument("--no-progress", action="store_true")
-    g = p.add_argument_group("planner settings (the preset, with any of these on top)")
-    g.add_argument("--preset", default=DEFAULT_PRESET)
-    add_arguments(g, PlannerConfig)
+    add_rollout_arguments(p)
     return p
 
 
@@ -178,15 +176,7 @@ def evaluate_schedule(planner, schedule: CommandSchedule, seeds, args, dt: float
 
 
 def run(args: argparse.Namespace) -> dict:
-    from diffuser_ros.planning import default_model_path, load_planner, set_cpu_threads
-
-    if args.torch_threads is not None:
-        set_cpu_threads(args.torch_threads)
-    overrides = given_arguments(args, PlannerConfig)
-    overrides.setdefault("seed", 0)
-    config = preset(args.preset, **overrides)
-    model = args.model_path or str(default_model_path())
-    planner = load_planner(model, config=config)
+    planner, config, model = load_cli_planner(args)
     if planner.spec.speed_index is None:
         raise SystemExit(f"{model}: planner.json names no speed_index (forward velocity)")
     schedules = args.schedule or [CommandSchedule.parse("none")]
@@ -230,38 +220,38 @@ def format_line(summary: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    """Commanded (dashed) vs achieved speed over time: constant commands on the left, changes
+    of command on the right (one panel when there are none)."""
+    plt = pyplot()
+    if plt is None:
         return None
     dt = results["settings"]["control_period_s"]
-    fig, ax = plt.subplots(figsize=(7.5, 4), dpi=120)
+    parsed = {key: CommandSchedule.parse(key) for key in results["schedules"]}
+    changes = [key for key, schedule in parsed.items() if len(schedule.segments) > 1]
+    panels = [[key for key in parsed if key not in changes]] + ([changes] if changes else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4), dpi=110,
+                             sharey=True, squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (key, summary) in enumerate(results["schedules"].items()):
-        color = colors[i % len(colors)]
-        trace = np.array([np.nan if v is None else v for v in summary["speed_trace_mean"]])
-        t = np.arange(len(trace)) * dt
-        # a 0.5 s running mean: the speed within a hop swings by ~1 m/s
-        k = max(1, min(round(WINDOW_S / dt), len(trace)))
-        smooth = np.convolve(np.nan_to_num(trace), np.ones(k) / k, mode="valid")
-        ax.plot(t[k - 1:], smooth, color=color, label=f"{key} (achieved)")
-        schedule = CommandSchedule.parse(key)
-        if schedule.segments != ((0, None),):
-            ax.step(t, [schedule(s) for s in range(len(t))], where="post", color=color,
-                    linestyle="--", alpha=0.8)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("forward speed (m/s)")
-    ax.set_title(f"Commanded (dashed) vs achieved speed (0.5 s mean, over "
-                 f"{len(results['settings']['seeds'])} seeds)")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    for ax, keys, title in zip(axes[0], panels, ("constant command", "change of command")):
+        for i, key in enumerate(keys):
+            color = colors[i % len(colors)]
+            trace = np.array([np.nan if v is None else v
+                              for v in results["schedules"][key]["speed_trace_mean"]])
+            t = np.arange(len(trace)) * dt
+            # a 0.5 s running mean: the speed within a hop swings by ~1 m/s
+            k = max(1, min(round(WINDOW_S / dt), len(trace)))
+            smooth = np.convolve(np.nan_to_num(trace), np.ones(k) / k, mode="valid")
+            ax.plot(t[k - 1:], smooth, color=color, label=key)
+            if parsed[key].segments != ((0, None),):
+                ax.step(t, [parsed[key](step) for step in range(len(t))], where="post",
+                        color=color, linestyle="--", alpha=0.8)
+        ax.set_xlabel("time (s)")
+        ax.set_title(f"{title}: commanded (dashed), achieved (0.5 s mean, "
+                     f"{len(results['settings']['seeds'])} seeds)", fontsize=9)
+        ax.legend(fontsize=7, ncol=2, title="schedule (m/s@step)", title_fontsize=7)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("forward speed (m/s)")
+    return save_figure(fig, axes[0][-1], path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -157,6 +157,34 @@ def planner_config(args: argparse.Namespace):
     return preset(args.preset, **overrides)
 
 
+def add_rollout_arguments(p: argparse.ArgumentParser) -> None:
+    """The options the rollout CLIs (tolerance, commands) share: episodes, output, threads and
+    the planner settings (the preset, with any setting given on top)."""
+    from diffuser_ros.planning import DEFAULT_PRESET, PlannerConfig
+    from diffuser_ros.settings import add_arguments
+
+    p.add_argument("--max-steps", type=int, default=1000)
+    p.add_argument("--env-id", default=DEFAULT_ENV_ID)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--torch-threads", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("planner settings (the preset, with any of these on top)")
+    g.add_argument("--preset", default=DEFAULT_PRESET)
+    add_arguments(g, PlannerConfig)
+
+
+def load_cli_planner(args: argparse.Namespace):
+    """``(planner, config, model path)`` for the rollout CLIs (``--model-path``, ``--preset``
+    and the planner settings, ``--torch-threads``)."""
+    from diffuser_ros.planning import default_model_path, load_planner, set_cpu_threads
+
+    if args.torch_threads is not None:
+        set_cpu_threads(args.torch_threads)
+    config = planner_config(args)
+    model = args.model_path or str(default_model_path())
+    return load_planner(model, config=config), config, model
+
+
 def unguided_config(config):
     return config.replace(n_guide_steps=0, n_candidates=1)
 

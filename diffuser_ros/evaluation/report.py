@@ -57,6 +57,27 @@ def read_json(path: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (None: matplotlib is not installed)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, ax, path: str | Path) -> Path:
+    """Grid, tight layout, write ``path`` and close the figure."""
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    pyplot().close(fig)
+    return Path(path)
+
+
 def plot_returns(variants: Mapping[str, Sequence[float]], path: str | Path,
                  dataset_mean: float | None = None, title: str = "Hopper-v5 closed loop") -> Path:
     """Box + jittered strip plot of per-seed returns per variant, with the behaviour dataset's

@@ -22,11 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from diffuser_ros.control import EXECUTIONS, ControllerSettings
-from diffuser_ros.evaluation.closed_loop import DEFAULT_ENV_ID, planner_policy, run_episodes
-from diffuser_ros.evaluation.evaluate import parse_int_list, parse_seeds
-from diffuser_ros.evaluation.report import read_json, summarize, write_json
-from diffuser_ros.planning import DEFAULT_PRESET, PlannerConfig, preset
-from diffuser_ros.settings import add_arguments, given_arguments
+from diffuser_ros.evaluation.closed_loop import planner_policy, run_episodes
+from diffuser_ros.evaluation.evaluate import (
+    add_rollout_arguments,
+    load_cli_planner,
+    parse_int_list,
+    parse_seeds,
+)
+from diffuser_ros.evaluation.report import pyplot, read_json, save_figure, summarize, write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,14 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated execution modes ({', '.join(EXECUTIONS)})")
     p.add_argument("--predict-ahead", type=int, default=0,
                    help="controller predict_ahead (latency compensation, control steps)")
-    p.add_argument("--max-steps", type=int, default=1000)
-    p.add_argument("--env-id", default=DEFAULT_ENV_ID)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--torch-threads", type=int, default=None)
-    p.add_argument("--no-progress", action="store_true")
-    g = p.add_argument_group("planner settings (the preset, with any of these on top)")
-    g.add_argument("--preset", default=DEFAULT_PRESET)
-    add_arguments(g, PlannerConfig)
+    add_rollout_arguments(p)
     return p
 
 
@@ -59,15 +55,7 @@ def point_key(execution: str, latency: int) -> str:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from diffuser_ros.planning import default_model_path, load_planner, set_cpu_threads
-
-    if args.torch_threads is not None:
-        set_cpu_threads(args.torch_threads)
-    overrides = given_arguments(args, PlannerConfig)
-    overrides.setdefault("seed", 0)
-    config = preset(args.preset, **overrides)
-    model = args.model_path or str(default_model_path())
-    planner = load_planner(model, config=config)
+    planner, config, model = load_cli_planner(args)
     executions = [e.strip() for e in args.execution.split(",") if e.strip()]
     for e in executions:
         if e not in EXECUTIONS:
@@ -112,12 +100,8 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def plot(results: dict, path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     by_execution: dict[str, list] = {}
@@ -137,11 +121,7 @@ def plot(results: dict, path: Path) -> Path | None:
     ax.set_title(f"Hopper, {len(results['settings']['seeds'])} seeds × "
                  f"{results['settings']['max_steps']} steps")
     ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, ax, path)
 
 
 def main(argv: list[str] | None = None) -> int:
