@@ -315,10 +315,9 @@ class PlannerNode(LifecycleNode):
         self._action_pub = self.create_publisher(Float64MultiArray, p["action_topic"], 10)
         self._cmd_vel_sub = self.create_subscription(Twist, p["cmd_vel_topic"], self._on_cmd_vel,
                                                      10)
+        # Volatile: matches `ros2 topic pub` (volatile) and latched publishers alike.
         self._goal_sub = self.create_subscription(JointTrajectory, p["goal_topic"],
-                                                  self._on_goal, QoSProfile(
-                                                      depth=1, durability=DurabilityPolicy.
-                                                      TRANSIENT_LOCAL))
+                                                  self._on_goal, 1)
         self._trajectory_pub = self.create_publisher(JointTrajectory, "~/planned_trajectory", 1)
         self._engaged_pub = self.create_publisher(Bool, "~/engaged", QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE,
