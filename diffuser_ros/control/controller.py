@@ -46,13 +46,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from diffuser_ros.control.speed_loop import SpeedLoop
 from diffuser_ros.latency import LatencyWindow
 from diffuser_ros.settings import check_fields, setting
 
 LOG = logging.getLogger(__name__)
 
 EXECUTIONS = ("hold", "time_indexed", "tracking")
-INTEGRATION_BAND = 1.0  # m/s: the speed loop integrates only errors this small
 OK, WARN, ERROR = 0, 1, 2  # health levels (the values of diagnostic_msgs/DiagnosticStatus)
 
 
@@ -234,8 +234,7 @@ class RecedingHorizonController:
         self._stop = threading.Event()
         self._command: SpeedCommand | None = None
         self._constraints: dict | None = None
-        self._speed_integral: np.ndarray | None = None  # m (per robot of a batch)
-        self._integral_stamp_ns: int | None = None
+        self._speed_loop = SpeedLoop()
         self._planned_command: float | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -448,31 +447,18 @@ class RecedingHorizonController:
         return Job(state, shift, self._command_to_plan(state), self._constraints)
 
     def _command_to_plan(self, state: _State):
-        """The command, plus the integral action of the speed loop (``command_gain``)."""
+        """The command, trimmed by the speed loop (``command_gain``)."""
         command = self.command()
         gain = self._settings.command_gain
         if command is None or not gain:
-            self._speed_integral = None
+            self._speed_loop.reset()
             self._planned_command = command
             return command
-        low, high = self.command_range
-        speed = state.observation[..., self.planner.spec.speed_index]
-        if self._speed_integral is None or self._speed_integral.shape != np.shape(speed):
-            self._speed_integral = np.zeros(np.shape(speed))
-        elif self._integral_stamp_ns is not None:
-            dt = max(state.stamp_ns - self._integral_stamp_ns, 0) * 1e-9
-            error = command - speed
-            grown = self._speed_integral + error * dt
-            # Anti-windup: integrate only near the command (not during a take-off or a fall,
-            # whose large errors say nothing about the steady bias) and while the command
-            # planned for is not saturated.
-            inside = (np.abs(error) <= INTEGRATION_BAND) & \
-                (command + gain * grown >= low) & (command + gain * grown <= high)
-            self._speed_integral = np.where(inside, grown, self._speed_integral)
-        self._integral_stamp_ns = state.stamp_ns
-        planned = np.clip(command + gain * self._speed_integral, low, high)
+        planned = self._speed_loop.planned(
+            command, state.observation[..., self.planner.spec.speed_index], state.stamp_ns,
+            gain, self.command_range)
         self._planned_command = float(np.mean(planned))
-        return planned if planned.ndim else float(planned)
+        return planned
 
     def _predicted(self, state: _State) -> _State:
         """With ``predict_ahead``: the newest plan's predicted state that many steps later."""
@@ -533,7 +519,7 @@ class RecedingHorizonController:
                            if getattr(before, k) != v}
                 self._log(logging.INFO, f"applied planner settings {changed}")
         if pending.reset:
-            self._speed_integral = None  # a new episode: the speed loop starts afresh
+            self._speed_loop.reset()  # a new episode: the speed loop starts afresh
             self.planner.reset()
             self._counters.resets += 1
             self._last_plan_stamp_ns = None
