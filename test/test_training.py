@@ -335,3 +335,40 @@ def test_a_cpu_launch_that_started_one_process_says_so(monkeypatch, caplog, env,
     with caplog.at_level("WARNING", logger="diffuser_ros.train"):
         _warn_single_process_cpu_launch()
     assert ("--multi_gpu --num_processes N" in caplog.text) == warns
+
+
+def test_command_value_trains_and_joins_an_existing_planner_folder(tmp_path, data):
+    from diffuser_ros.planning import GaussianNormalizer
+    from diffuser_ros.training.sequences import CommandValueDataset
+    from diffuser_ros.training.train import export_command_value
+
+    ds = SequenceDataset(data, 8)
+    for model in ("diffusion", "value"):
+        Trainer(TrainConfig(model=model, steps=2, checkpoint_every=2, **TINY), ds,
+                tmp_path / "run").fit()
+    export(tmp_path / "run", tmp_path / "model")
+    config = TrainConfig(model="command_value", steps=2, checkpoint_every=2, learning_rate=1e-3,
+                         **TINY)
+    cds = CommandValueDataset(data, 8, speed_index=5, command_range=(1.0, 4.0),
+                              normalizer=ds.normalizer)
+    trainer = Trainer(config, cds, tmp_path / "run")
+    windows, values, t, noise, commands = trainer.sample_batch()
+    assert ((commands >= 1.0) & (commands <= 4.0)).all()
+    batch = (windows, values, t, noise, commands)
+    with torch.no_grad():
+        before = float(trainer.compute_loss(*batch))
+    trainer.train_step(batch)
+    with torch.no_grad():
+        assert float(trainer.compute_loss(*batch)) < before
+    trainer.fit()
+    export_command_value(tmp_path / "run", tmp_path / "model")
+    planner = load_planner(tmp_path / "model", n_candidates=2, device="cpu")
+    assert planner.command_spec.speed_range == (1.0, 4.0) and planner.spec.speed_index == 5
+    assert np.isfinite(planner.plan(data["observations"][0], command=2.0).action).all()
+    # A command value trained on another normalisation is refused: it would see other inputs.
+    other = GaussianNormalizer.fit(data["observations"] * 2.0, data["actions"])
+    cds_other = CommandValueDataset(data, 8, speed_index=5, command_range=(1.0, 4.0),
+                                    normalizer=other)
+    Trainer(config, cds_other, tmp_path / "other").fit()
+    with pytest.raises(ValueError, match="another normaliser"):
+        export_command_value(tmp_path / "other", tmp_path / "model")

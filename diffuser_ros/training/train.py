@@ -92,8 +92,8 @@ class TrainConfig:
     # the command value only: the forward-speed observation, the commands trained on (uniform)
     # and the width of the speed-tracking reward exp(-((v - command) / width)^2)
     speed_index: int = 5
-    command_low: float = 0.5
-    command_high: float = 3.5
+    command_low: float = 1.0
+    command_high: float = 4.0
     reward_width: float = 0.5
     checkpoint_every: int = 5000
     log_every: int = 100
