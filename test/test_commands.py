@@ -279,6 +279,22 @@ def test_the_speed_loop_integrates_the_error_near_the_command(hopper_observation
     assert last <= 4.0
 
 
+def test_a_new_command_starts_the_speed_loop_afresh_and_jitter_keeps_it():
+    from diffuser_ros.control.speed_loop import SpeedLoop
+
+    loop, bounds, second = SpeedLoop(), (1.0, 4.0), 10**9
+    assert loop.planned(2.0, 1.8, 0, 1.0, bounds) == 2.0
+    assert loop.planned(2.0, 1.8, second, 1.0, bounds) == pytest.approx(2.2)  # 0.2 m/s x 1 s
+    # 0.05 m/s of jitter keeps the trim (and integrates 2.05 - 1.85 = 0.2 more)
+    assert loop.planned(2.05, 1.85, 2 * second, 1.0, bounds) == pytest.approx(2.45)
+    assert loop.planned(1.5, 1.8, 3 * second, 1.0, bounds) == 1.5  # a new command: afresh
+    # one per robot of a batch
+    batch = SpeedLoop()
+    np.testing.assert_allclose(batch.planned(1.5, np.array([1.3, 1.7]), 0, 1.0, bounds), [1.5, 1.5])
+    np.testing.assert_allclose(batch.planned(1.5, np.array([1.3, 1.7]), second, 1.0, bounds),
+                               [1.7, 1.3])
+
+
 @pytest.mark.parametrize("speed, match", [
     (float("nan"), "finite"), (0.2, r"outside .*\[1.00, 4.00\]"), (9.0, "outside"),
 ])

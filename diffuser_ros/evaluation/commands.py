@@ -228,11 +228,13 @@ def plot(results: dict, path: Path) -> Path | None:
     dt = results["settings"]["control_period_s"]
     parsed = {key: CommandSchedule.parse(key) for key in results["schedules"]}
     changes = [key for key, schedule in parsed.items() if len(schedule.segments) > 1]
-    panels = [[key for key in parsed if key not in changes]] + ([changes] if changes else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4), dpi=110,
-                             sharey=True, squeeze=False)
+    constant = [key for key in parsed if key not in changes]
+    panels = [(keys, title) for keys, title in ((constant, "constant command"),
+                                                (changes, "change of command")) if keys]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), 4),
+                             dpi=110, sharey=True, squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, keys, title in zip(axes[0], panels, ("constant command", "change of command")):
+    for ax, (keys, title) in zip(axes[0], panels):
         for i, key in enumerate(keys):
             color = colors[i % len(colors)]
             trace = np.array([np.nan if v is None else v
