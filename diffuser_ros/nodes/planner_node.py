@@ -43,6 +43,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from diffuser_ros.control import Command, ControllerSettings, RecedingHorizonController
+from diffuser_ros.control.speed_loop import NEW_COMMAND
 from diffuser_ros.nodes import planner_messages
 from diffuser_ros.nodes.entry import run_node
 from diffuser_ros.nodes.observation import HOPPER_JOINTS, JointStateMapping, check_observation
@@ -387,7 +388,7 @@ class PlannerNode(LifecycleNode):
             self.get_logger().warning(f"rejected cmd_vel: {exc}",
                                       throttle_duration_sec=WARN_THROTTLE_S)
             return
-        if before is None or abs(before - speed) > 1e-9:
+        if before is None or abs(before - speed) >= NEW_COMMAND:  # not every joystick jitter
             self.get_logger().info(f"commanded forward speed {speed:.3f} m/s (for "
                                    f"{self.controller.settings.command_timeout} s after the "
                                    "last cmd_vel)")
