@@ -29,7 +29,11 @@ import numpy as np
 
 from diffuser_ros.control import ControllerSettings
 from diffuser_ros.evaluation.closed_loop import planner_policy, run_episodes
-from diffuser_ros.evaluation.evaluate import add_rollout_arguments, load_cli_planner, parse_seeds
+from diffuser_ros.evaluation.evaluate import (
+    add_rollout_arguments,
+    load_cli_planner,
+    rollout_parser,
+)
 from diffuser_ros.evaluation.report import (
     mean_se,
     pyplot,
@@ -108,12 +112,7 @@ def response_time(speeds: np.ndarray, change: int, target: float, window: int,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="diffuser-ros-commands",
-                                description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model-path", default=None, help="planner folder (default: shipped model)")
-    p.add_argument("--seeds", type=parse_seeds, default=list(range(10)),
-                   help="evaluation seeds, e.g. 0-9")
+    p = rollout_parser("diffuser-ros-commands", __doc__)
     p.add_argument("--schedule", type=CommandSchedule.parse, action="append",
                    help="a command schedule (repeatable): SPEED[@STEP][;SPEED@STEP...] or none")
     p.add_argument("--tolerance", type=float, default=0.15,

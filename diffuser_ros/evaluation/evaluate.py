@@ -157,6 +157,17 @@ def planner_config(args: argparse.Namespace):
     return preset(args.preset, **overrides)
 
 
+def rollout_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The rollout CLIs' (tolerance, commands) parser: its description from the module doc,
+    ``--model-path`` and ``--seeds``; :func:`add_rollout_arguments` adds the rest."""
+    p = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-path", default=None, help="planner folder (default: shipped model)")
+    p.add_argument("--seeds", type=parse_seeds, default=list(range(10)),
+                   help="evaluation seeds, e.g. 0-9")
+    return p
+
+
 def add_rollout_arguments(p: argparse.ArgumentParser) -> None:
     """The options the rollout CLIs (tolerance, commands) share: episodes, output, threads and
     the planner settings (the preset, with any setting given on top)."""

@@ -27,18 +27,13 @@ from diffuser_ros.evaluation.evaluate import (
     add_rollout_arguments,
     load_cli_planner,
     parse_int_list,
-    parse_seeds,
+    rollout_parser,
 )
 from diffuser_ros.evaluation.report import pyplot, read_json, save_figure, summarize, write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="diffuser-ros-tolerance",
-                                description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model-path", default=None, help="planner folder (default: shipped model)")
-    p.add_argument("--seeds", type=parse_seeds, default=list(range(10)),
-                   help="evaluation seeds, e.g. 0-9")
+    p = rollout_parser("diffuser-ros-tolerance", __doc__)
     p.add_argument("--latency", type=lambda text: parse_int_list(text, "latency"),
                    default=[0, 1, 2, 4, 8, 16, 25],
                    help="plan latencies d in control steps")
