@@ -60,7 +60,7 @@ setup(
         ],
         # Behaviour-policy data generation and multi-GPU training only.
         "data": ["stable-baselines3>=2.3"],
-        "test": ["pytest<9", "ruff"],
+        "test": ["pytest<9", "ruff", "hypothesis>=6.100"],
     },
     zip_safe=False,
     maintainer="diffuser_ros maintainers",

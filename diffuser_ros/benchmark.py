@@ -30,6 +30,8 @@ import torch
 
 from diffuser_ros.latency import summarize_latencies
 from diffuser_ros.planning import PRESETS, default_model_path, load_planner, preset
+from diffuser_ros.robots import HOPPER
+from diffuser_ros.rollout import roll_out
 
 
 class _StatisticsEnv:
@@ -67,19 +69,17 @@ def reference_pipeline(planner):
 
 
 def replay_observations(n: int, seed: int = 0) -> np.ndarray:
-    """Hopper-v5 observations from a short rollout with small random actions."""
-    import gymnasium as gym
-
-    env = gym.make("Hopper-v5")
+    """Hopper-v5 observations from a short rollout with small random actions (an episode that
+    ends after k observations is followed by one seeded ``seed + k``)."""
     rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    out = []
-    while len(out) < n:
-        out.append(obs)
-        obs, _, terminated, truncated, _ = env.step(rng.uniform(-0.3, 0.3, 3))
-        if terminated or truncated:
-            obs, _ = env.reset(seed=seed + len(out))
-    env.close()
+    out: list[np.ndarray] = []
+    env = HOPPER.make_env()
+    try:
+        roll_out([env], [seed], lambda obs: rng.uniform(-0.3, 0.3, (len(obs), HOPPER.action_dim)),
+                 max_steps=n, next_seed=lambda steps: seed + steps, clip_actions=False,
+                 on_step=lambda step: out.append(step.observations[0]))
+    finally:
+        env.close()
     return np.asarray(out)
 
 

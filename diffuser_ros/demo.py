@@ -22,6 +22,7 @@ import os
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -34,6 +35,7 @@ NODES = {"planner_node": "planner_node", "hopper_sim_node": "hopper_sim_node"}
 # launch argument (CLI flag with '-' for '_') -> (node name, parameter)
 LAUNCH_ARGUMENTS = {
     "mode": ("hopper_sim_node", "mode"),
+    "autostart": ("planner_node", "autostart"),
     "device": ("planner_node", "device"),
     "model_path": ("planner_node", "model_path"),
     "episodes": ("hopper_sim_node", "max_episodes"),
@@ -41,8 +43,17 @@ LAUNCH_ARGUMENTS = {
     "use_sim_time": ("planner_node", "use_sim_time"),
     "execution": ("planner_node", "execution"),
 }
-# The planner's execution when --execution is not given: lockstep holds each plan's first action;
-# in real time plans arrive late, so the tracker follows them (the launch file has the same rule).
+# More flags that set one node parameter: flag (with '-' for '_') -> (node name, parameter)
+PARAMETER_FLAGS = {
+    "seed": ("hopper_sim_node", "seed"),  # and the planner's seed, see overrides()
+    "max_episode_steps": ("hopper_sim_node", "max_episode_steps"),
+    "record_video": ("hopper_sim_node", "record_video"),
+    "torch_threads": ("planner_node", "torch_threads"),
+}
+# `execution: auto` (the default of --execution and of the launch argument): lockstep holds each
+# plan's first action; in real time plans arrive late, so the tracker follows them. The launch
+# file resolves `auto` with the same rule (test_launch.py keeps the two equal).
+AUTO_EXECUTION = "auto"
 EXECUTION_BY_MODE = {"lockstep": "hold", "realtime": "tracking"}
 
 
@@ -66,63 +77,52 @@ def params_file() -> Path:
                             f"{[str(source)] + [str(c) for c in candidates]})")
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes", "on"):
-        return True
-    if text.lower() in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The flags: one per launch argument and per entry of PARAMETER_FLAGS, each with the type,
+    choices and help of the parameter it sets (nodes/node_settings.py), plus the runner's own."""
+    from diffuser_ros.nodes.node_settings import USE_SIM_TIME, parameters_of
+    from diffuser_ros.settings import add_argument
+
     parser = argparse.ArgumentParser(
         prog="diffuser-ros-demo", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--mode", choices=("lockstep", "realtime"),
-                        help="simulator mode (default: from the YAML)")
-    parser.add_argument("--device", help="planner device: auto, cpu, cuda, cuda:N")
-    parser.add_argument("--model-path", help="planner checkpoint folder ('' = shipped model)")
-    parser.add_argument("--episodes", type=int, help="episodes to run (0 = until Ctrl-C)")
-    parser.add_argument("--preset", help="planner preset ('' = individual parameters)")
-    parser.add_argument("--use-sim-time", type=_bool, help="planner uses the simulator's /clock")
-    parser.add_argument("--execution", choices=("hold", "time_indexed", "tracking"),
-                        help="planner execution between plans (default: hold in lockstep, "
-                             "tracking in realtime)")
-    parser.add_argument("--seed", type=int,
-                        help="simulator seed (episode k: seed + k) and planner noise seed")
-    parser.add_argument("--max-episode-steps", type=int, help="episode length limit")
-    parser.add_argument("--record-video", help="write a video of the run to this file")
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    infos = {node: {i.name: i for i in parameters_of(node)} for node in NODES}
+    infos["planner_node"][USE_SIM_TIME.name] = USE_SIM_TIME
+    for flag, (node, param) in {**LAUNCH_ARGUMENTS, **PARAMETER_FLAGS}.items():
+        info = infos[node][param]
+        doc = f"{node} {param}: {info.doc}"
+        if param == "execution":
+            info = dataclasses.replace(info, default=AUTO_EXECUTION,
+                                       choices=(AUTO_EXECUTION, *info.choices))
+            doc += f" '{AUTO_EXECUTION}' = hold in lockstep, tracking in realtime."
+        add_argument(parser, info, flag="--" + flag.replace("_", "-"), dest=flag, doc=doc)
     parser.add_argument("--params-file", type=Path, help="parameter YAML (default: the package's)")
-    parser.add_argument("--torch-threads", type=int,
-                        help="planner_node torch_threads (0 = auto: cores - 1)")
     parser.add_argument("--progress-period", type=float, default=10.0,
-                        help="seconds between progress lines while an episode runs (0 = none)")
+                        help="seconds between progress lines while an episode runs (0 = none; "
+                             "default 10)")
     parser.add_argument(
         "--executor", choices=("single", "multi"), default="single",
-        help="executor spinning both nodes. Planning runs on the planner's own worker thread, so "
-             "one executor thread serves the light callbacks; 'multi' (MultiThreadedExecutor) "
-             "measured slower in realtime mode (GIL contention, busy waits)")
+        help="executor spinning both nodes (default single). Planning runs on the planner's own "
+             "worker thread, so one executor thread serves the light callbacks; 'multi' "
+             "(MultiThreadedExecutor) measured slower in realtime mode (GIL contention, busy "
+             "waits)")
     return parser
 
 
 def overrides(args: argparse.Namespace) -> dict[str, dict]:
-    """Per-node parameter overrides from the flags that were given."""
+    """Per-node parameter overrides from the flags that were given (the rest: the YAML's)."""
     out: dict[str, dict] = {name: {} for name in NODES}
-    for arg, (node, param) in LAUNCH_ARGUMENTS.items():
-        value = getattr(args, arg)
+    for flag, (node, param) in {**LAUNCH_ARGUMENTS, **PARAMETER_FLAGS}.items():
+        value = getattr(args, flag)
         if value is not None:
             out[node][param] = value
-    if args.execution is None and args.mode is not None:
-        out["planner_node"]["execution"] = EXECUTION_BY_MODE[args.mode]
     if args.seed is not None:
-        out["hopper_sim_node"]["seed"] = args.seed
         out["planner_node"]["seed"] = args.seed
-    if args.torch_threads is not None:
-        out["planner_node"]["torch_threads"] = args.torch_threads
-    if args.max_episode_steps is not None:
-        out["hopper_sim_node"]["max_episode_steps"] = args.max_episode_steps
-    if args.record_video is not None:
-        out["hopper_sim_node"]["record_video"] = args.record_video
+    execution = out["planner_node"].pop("execution", AUTO_EXECUTION)
+    if execution != AUTO_EXECUTION:
+        out["planner_node"]["execution"] = execution
+    elif args.mode is not None:  # without --mode, the YAML's mode and execution (lockstep, hold)
+        out["planner_node"]["execution"] = EXECUTION_BY_MODE[args.mode]
     return out
 
 
@@ -164,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                                  parameter_overrides=per_node["planner_node"]))
         planner = nodes[0]
         planner.autostart()  # configure (load + warm up) and activate, as the launch file does
-        print(f"planner: device {planner.planner.device}, "
-              f"{', '.join(f'{k}={v}' for k, v in planner.planner.config.to_dict().items())}",
-              flush=True)
+        if planner.planner is not None:  # else autostart false: 'ros2 lifecycle set' it
+            print(f"planner: device {planner.planner.device}, "
+                  f"{', '.join(f'{k}={v}' for k, v in planner.planner.config.to_dict().items())}",
+                  flush=True)
         nodes.append(HopperSimNode("hopper_sim_node", context=context,
                                    parameter_overrides=per_node["hopper_sim_node"]))
         sim = nodes[1]
@@ -201,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         if stop.requested or not done.done():
             print(f"interrupted ({stop.signal_name or 'shutdown'})", flush=True)
         summary = sim.summary()
-        latency = planner.controller.status().latency
+        latency = planner.controller.status().latency if planner.controller is not None else \
+            {"count": 0, "mean": math.nan, "p95": math.nan, "max": math.nan}
         plans = latency["count"]
         # decisions/s over the simulator's run (first step to last), like its steps/s
         wall = summary["wall_time_s"] or (time.monotonic() - start)

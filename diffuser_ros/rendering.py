@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from diffuser_ros.robots import DEFAULT_ROBOT, env_robot
+
 # Camera of gymnasium's MuJoCo locomotion models that follows the robot's centre of mass.
 # gymnasium >= 1.4 renders from a free, non-tracking camera unless a camera is named, and the
 # hopper leaves the frame in about a second.
@@ -38,23 +40,22 @@ _render_failure: str | None = None
 
 
 def make_render_env(env_id: str, width: int, height: int, **gym_kwargs):
-    """``gym.make(env_id, **gym_kwargs)`` rendering ``width`` × ``height`` RGB frames from the
-    tracking camera, checked by rendering one frame (after ``reset(seed=0)``).
+    """The environment ``env_id`` (its robot entry's, ``gym_kwargs`` passed on) rendering
+    ``width`` × ``height`` RGB frames from the tracking camera, checked by rendering one frame
+    (after ``reset(seed=0)``).
 
-    An unknown ``env_id`` raises gymnasium's own error; anything that fails while making or
-    probing the renderer raises :class:`RenderingUnavailableError` saying which MUJOCO_GL
+    An ``env_id`` no robot entry runs raises ``ValueError``; anything that fails while making
+    or probing the renderer raises :class:`RenderingUnavailableError` saying which MUJOCO_GL
     back-end failed and what to install.
     """
     global _render_failure
-    import gymnasium as gym
-
-    gym.spec(env_id)  # a bad id is the caller's mistake, not a rendering failure
+    robot = env_robot(env_id)  # a bad id is the caller's mistake, not a rendering failure
     if _render_failure is not None:
         raise RenderingUnavailableError(_render_failure)
     prepare_headless_gl()
     env = None
     try:
-        env = gym.make(env_id, **render_kwargs(width, height), **gym_kwargs)
+        env = robot.make_env(**render_kwargs(width, height), **gym_kwargs)
         env.reset(seed=0)
         frame = env.render()
         if frame is None or np.asarray(frame).ndim != 3:
@@ -75,7 +76,7 @@ def make_render_env(env_id: str, width: int, height: int, **gym_kwargs):
     return env
 
 
-def rendering_available(env_id: str = "Hopper-v5") -> tuple[bool, str]:
+def rendering_available(env_id: str = DEFAULT_ROBOT.env_id) -> tuple[bool, str]:
     """``(True, "")`` when an off-screen frame can be rendered, else ``(False, reason)``."""
     try:
         make_render_env(env_id, 64, 48).close()

@@ -5,24 +5,40 @@
 Launch arguments override single parameters of the YAML; the launch ends when the simulator has
 run ``episodes`` episodes (0 = until Ctrl-C), and ends with a non-zero exit code as soon as either
 node fails (e.g. a planner ``model_path`` that does not load). ``planner_node`` is a managed
-(lifecycle) node that configures and activates itself (``autostart``, in the YAML); the simulator
-holds the robot until the planner says it is engaged.
+(lifecycle) node that configures and activates itself (``autostart:=true``); with
+``autostart:=false`` it waits for ``ros2 lifecycle set /planner_node configure`` / ``activate``,
+and the simulator holds the robot until the planner says it is engaged.
+
+``execution:=auto`` (the default) is resolved here, where the mode is known: ``hold`` in
+lockstep, ``tracking`` in realtime (``EXECUTION_BY_MODE``; ``diffuser-ros-demo`` has the same
+rule, test_launch.py keeps the two equal).
 
 Without launch / launch_ros, ``diffuser-ros-demo`` runs the same nodes with the same YAML in one
-process; its flags mirror these arguments (``--mode``, ``--device``, ``--model-path``,
-``--episodes``, ``--preset``, ``--use-sim-time``).
+process; its flags mirror these arguments (``--mode``, ``--autostart``, ``--device``,
+``--model-path``, ``--episodes``, ``--preset``, ``--use-sim-time``, ``--execution``).
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    OpaqueFunction,
+    RegisterEventHandler,
+    SetLaunchConfiguration,
+)
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch.launch_description import LaunchDescription
-from launch.substitutions import LaunchConfiguration, PythonExpression
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+# Lockstep: hold each plan's first action (the world waits for every plan). Realtime: plans
+# arrive tens of control periods late, so follow the newest plan's states with the robot-model
+# tracker at every control period (docs/realtime.md).
+EXECUTION_BY_MODE = {"lockstep": "hold", "realtime": "tracking"}
 
 
 def generate_launch_description():
@@ -34,6 +50,10 @@ def generate_launch_description():
     arguments = [
         DeclareLaunchArgument("mode", default_value="lockstep", choices=["lockstep", "realtime"],
                               description="Simulator: one step per action, or a 125 Hz timer"),
+        DeclareLaunchArgument("autostart", default_value="true", choices=["true", "false"],
+                              description="Planner configures and activates itself; false: "
+                                          "'ros2 lifecycle set /planner_node configure', then "
+                                          "'activate'"),
         DeclareLaunchArgument("device", default_value="auto",
                               description="Planner device: auto, cpu, cuda, cuda:N"),
         DeclareLaunchArgument("model_path", default_value="",
@@ -45,14 +65,10 @@ def generate_launch_description():
                                           "(the individual parameters)"),
         DeclareLaunchArgument("use_sim_time", default_value="true",
                               description="Planner follows the simulator's /clock"),
-        # Lockstep: hold each plan's first action (the world waits for every plan). Realtime:
-        # plans arrive tens of control periods late, so follow the newest plan's states with
-        # the robot-model tracker at every control period (README, "Real-time control").
-        DeclareLaunchArgument("execution", default_value=PythonExpression([
-            "{'lockstep': 'hold', 'realtime': 'tracking'}['", LaunchConfiguration("mode"), "']"]),
-            choices=["hold", "time_indexed", "tracking"],
-            description="Planner execution between plans (default: hold in lockstep, tracking "
-                        "in realtime)"),
+        DeclareLaunchArgument("execution", default_value="auto",
+                              choices=["auto", "hold", "time_indexed", "tracking"],
+                              description="Planner execution between plans; auto: hold in "
+                                          "lockstep, tracking in realtime"),
     ]
     planner = Node(
         package="diffuser_ros", executable="planner_node", name="planner_node", output="screen",
@@ -62,6 +78,7 @@ def generate_launch_description():
             "preset": arg("preset", str),
             "use_sim_time": arg("use_sim_time", bool),
             "execution": arg("execution", str),
+            "autostart": arg("autostart", bool),
         }])
     sim = Node(
         package="diffuser_ros", executable="hopper_sim_node", name="hopper_sim_node",
@@ -74,7 +91,16 @@ def generate_launch_description():
     # an event handler raises, and only then).
     stop_with = [RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_end_launch))
                  for node in (planner, sim)]
-    return LaunchDescription([*arguments, planner, sim, *stop_with])
+    return LaunchDescription([*arguments, OpaqueFunction(function=_resolve_execution), planner,
+                              sim, *stop_with])
+
+
+def _resolve_execution(context):
+    """``execution:=auto`` becomes the mode's execution before the nodes start."""
+    if context.launch_configurations["execution"] != "auto":
+        return []
+    mode = context.launch_configurations["mode"]
+    return [SetLaunchConfiguration("execution", EXECUTION_BY_MODE[mode])]
 
 
 def _end_launch(event, context):

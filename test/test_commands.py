@@ -37,8 +37,7 @@ def test_without_a_command_the_objective_is_the_value_function(hopper_observatio
     planner = _planner(command_weight=5.0)
     x = torch.randn(4, DIM, TINY_HORIZON)
     t = torch.zeros(4, dtype=torch.long)
-    objective = planner._objective((planner.unet, planner.value_function, planner.command_value),
-                                   None, 4)
+    objective = planner.objective(None, 4)
     torch.testing.assert_close(objective(x, t), planner.value_function(x, t).sample.squeeze(-1))
 
 
@@ -308,7 +307,7 @@ def test_commands_the_model_cannot_plan_for_are_refused(speed, match):
 
 def test_a_model_without_command_value_refuses_commands():
     controller, _, _ = _controller(make_tiny_planner(seed=0))
-    assert controller.command_range is None
+    assert controller.targets.speed_range is None
     with pytest.raises(ValueError, match="no command value"):
         controller.set_command(2.0)
 
@@ -325,7 +324,7 @@ def test_goal_constraints_are_inpainted_into_every_plan(hopper_observation):
     assert controller.status().constraints == 2
     with pytest.raises(ValueError, match="constraint"):
         controller.set_constraints({0: ([0], [1.0])})  # index 0 is the measured state
-    assert controller.constraints == goal
+    assert controller.targets.constraints == goal
     controller.set_constraints(None)
     controller.offer(hopper_observation, clock.now + 1)
     controller.run_once()

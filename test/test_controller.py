@@ -275,12 +275,13 @@ def test_tracking_needs_a_tracker():
 def test_model_inverse_dynamics_recovers_the_action_that_was_applied():
     gym = pytest.importorskip("gymnasium")
     from diffuser_ros.control.tracking import ModelInverseDynamics
+    from diffuser_ros.robots import HOPPER
 
     env = gym.make("Hopper-v5")
     obs0, _ = env.reset(seed=3)
     action = np.array([0.4, -0.3, 0.2])
     obs1, *_ = env.step(action.astype(np.float32))
     env.close()
-    tracker = ModelInverseDynamics("Hopper-v5")
+    tracker = ModelInverseDynamics(HOPPER)
     np.testing.assert_allclose(tracker(obs0, obs1), action, atol=0.05)
     np.testing.assert_allclose(tracker(obs0[None], obs1[None])[0], action, atol=0.05)

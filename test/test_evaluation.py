@@ -15,9 +15,9 @@ from diffuser_ros.evaluation import (
     HOPPER_RANDOM_RETURN,
     BCPolicy,
     EpisodeResult,
+    controller_policy,
     format_table,
     normalized_score,
-    planner_policy,
     render_episode,
     rendering_available,
     run_episodes,
@@ -25,6 +25,7 @@ from diffuser_ros.evaluation import (
     train_bc,
 )
 from diffuser_ros.evaluation import evaluate as evaluate_cli
+from diffuser_ros.evaluation.cli import parse_seeds
 from diffuser_ros.planning import PlannerConfig
 
 # Few denoising steps keep a tiny planner call around tens of milliseconds on a CPU.
@@ -108,9 +109,9 @@ def test_run_episodes_rejects_wrong_action_shape():
         run_episodes(lambda obs: np.zeros(3), [0, 1], max_steps=2, progress=False)
 
 
-def test_planner_policy_runs_end_to_end_and_reproduces():
+def test_controller_policy_runs_end_to_end_and_reproduces():
     planner = make_tiny_planner(seed=0, config=FAST_PLANNER)
-    policy = planner_policy(planner)
+    policy = controller_policy(planner)
     first = run_episodes(policy, [0, 1], max_steps=8, progress=False)
     assert [r.seed for r in first] == [0, 1]
     assert all(1 <= r.length <= 8 and np.isfinite(r.episode_return) for r in first)
@@ -167,11 +168,11 @@ def test_summary_mean_se_and_table():
 
 
 def test_seed_and_variant_parsing():
-    assert evaluate_cli.parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
-    assert evaluate_cli.parse_seeds("5") == [5]
+    assert parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
+    assert parse_seeds("5") == [5]
     for bad in ("3-1", "a", "", "-2"):
         with pytest.raises(Exception, match="seed"):
-            evaluate_cli.parse_seeds(bad)
+            parse_seeds(bad)
     with pytest.raises(Exception, match="unknown variant"):
         evaluate_cli.parse_variants("guided,bogus")
 
@@ -290,7 +291,7 @@ def test_rendered_camera_follows_the_hopper(factory):
 
         env = make_render_env("Hopper-v5", 160, 120)
     else:
-        from diffuser_ros.nodes.hopper_sim_node import make_env
+        from diffuser_ros.simulation import make_env
 
         env = make_env("Hopper-v5", 10, render_size=(160, 120))
     try:

@@ -1,12 +1,11 @@
 """launch/hopper.launch.py, diffuser-ros-demo and config/hopper.yaml agree with each other and
 with the nodes' built-in defaults. The launch file is read with ``ast`` (launch_ros is not
-needed); a launch_ros check runs where launch_ros is installed."""
+needed); test_launch_ros.py runs it with the real ``ros2 launch`` where ROS 2 is installed."""
 
 from __future__ import annotations
 
 import ast
-import importlib
-import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -87,32 +86,48 @@ def test_launch_arguments_match_runner_flags_and_parameters(launch):
 
 
 def test_launch_defaults_equal_the_yaml_or_the_code(launch, params):
-    pytest.importorskip("rclpy", reason="node modules need rclpy")
-    from diffuser_ros.nodes.hopper_sim_node import SIM_SPECS
-    from diffuser_ros.nodes.planner_node import PLANNER_SPECS
+    from diffuser_ros.nodes.node_settings import parameters_of
 
-    code = {"planner_node": {s.name: s.default for s in PLANNER_SPECS},
-            "hopper_sim_node": {s.name: s.default for s in SIM_SPECS}}
     for arg, (node, param) in demo.LAUNCH_ARGUMENTS.items():
-        if arg == "execution":
-            continue  # depends on mode: test_execution_follows_the_mode
-        value = params[node]["ros__parameters"].get(param, code[node].get(param))
         default = launch["arguments"][arg]
+        if arg == "execution":
+            assert default == demo.AUTO_EXECUTION  # resolved by mode: test_execution_auto_...
+            continue
+        code = {s.name: json.loads(s.describe_default()) for s in parameters_of(node)}
+        value = params[node]["ros__parameters"].get(param, code.get(param))
         assert yaml.safe_load(default) == value if default else value == "", arg
 
 
-def test_execution_follows_the_mode_in_launch_and_runner():
+def _launch_function(name: str):
+    """A module-level function of the launch file, with its module constants (no launch)."""
     tree = ast.parse(LAUNCH_FILE.read_text())
-    (declare,) = [c for c in _calls(tree, "DeclareLaunchArgument")
-                  if _const(c.args[0]) == "execution"]
-    parts = _kw(declare, "default_value").args[0].elts
+    constants = [n for n in tree.body if isinstance(n, ast.Assign)]
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    namespace: dict = {"SetLaunchConfiguration": lambda key, value: (key, value)}
+    exec(compile(ast.Module(body=[*constants, func], type_ignores=[]), "launch", "exec"),  # noqa: S102
+         namespace)
+    return namespace[name], namespace
+
+
+def test_execution_auto_follows_the_mode_in_launch_and_runner():
+    resolve, launch_constants = _launch_function("_resolve_execution")
+    assert launch_constants["EXECUTION_BY_MODE"] == demo.EXECUTION_BY_MODE
+
+    class Context:
+        def __init__(self, **configurations):
+            self.launch_configurations = configurations
+
     for mode, execution in demo.EXECUTION_BY_MODE.items():
-        expression = _const(parts[0]) + mode + _const(parts[2])
-        assert eval(expression) == execution  # noqa: S307 - our own launch file
+        assert resolve(Context(mode=mode, execution="auto")) == [("execution", execution)]
+        assert resolve(Context(mode=mode, execution="time_indexed")) == []  # given: kept
         args = demo.build_parser().parse_args(["--mode", mode])
+        assert demo.overrides(args)["planner_node"]["execution"] == execution
+        args = demo.build_parser().parse_args(["--mode", mode, "--execution", "auto"])
         assert demo.overrides(args)["planner_node"]["execution"] == execution
     args = demo.build_parser().parse_args(["--mode", "realtime", "--execution", "hold"])
     assert demo.overrides(args)["planner_node"]["execution"] == "hold"
+    # Without --mode the YAML's mode (lockstep) and execution (hold) stay.
+    assert "execution" not in demo.overrides(demo.build_parser().parse_args([]))["planner_node"]
 
 
 def test_runner_flags_become_node_overrides():
@@ -121,46 +136,74 @@ def test_runner_flags_become_node_overrides():
     out = demo.overrides(args)
     assert out["hopper_sim_node"] == {"mode": "realtime", "max_episodes": 3, "seed": 4}
     assert out["planner_node"] == {"use_sim_time": False, "seed": 4, "execution": "tracking"}
+    args = demo.build_parser().parse_args(["--autostart", "false", "--torch-threads", "2",
+                                           "--record-video", "run.gif"])
+    out = demo.overrides(args)
+    assert out["planner_node"] == {"autostart": False, "torch_threads": 2}
+    assert out["hopper_sim_node"] == {"record_video": "run.gif"}
+
+
+@pytest.mark.parametrize("flags", [["--mode", "fast"], ["--torch-threads", "x"],
+                                   ["--use-sim-time", "maybe"], ["--execution", "teleport"]])
+def test_runner_rejects_flags_its_parameters_would_reject(flags, capsys):
+    with pytest.raises(SystemExit):
+        demo.build_parser().parse_args(flags)
+    assert f"error: argument {flags[0]}" in capsys.readouterr().err
+
+
+def test_launch_has_an_autostart_argument_for_the_lifecycle_workflow(launch):
+    assert launch["arguments"]["autostart"] == "true"
+    assert launch["nodes"]["planner_node"]["arguments"]["autostart"] == "autostart"
 
 
 def test_yaml_holds_every_parameter_with_the_code_default(params):
-    pytest.importorskip("rclpy", reason="node modules need rclpy")
-    from diffuser_ros.nodes.hopper_sim_node import SIM_SPECS
-    from diffuser_ros.nodes.parameters import CONFIG_FIELDS
-    from diffuser_ros.nodes.planner_node import PLANNER_SPECS
+    from diffuser_ros.nodes.node_settings import parameters_of
+    from diffuser_ros.planning import PlannerConfig
+    from diffuser_ros.settings import settings_of
 
-    for node, specs in (("planner_node", PLANNER_SPECS), ("hopper_sim_node", SIM_SPECS)):
+    planner_settings = {s.name for s in settings_of(PlannerConfig)}
+    for node in ("planner_node", "hopper_sim_node"):
+        infos = parameters_of(node)
         values = dict(params[node]["ros__parameters"])
         values.pop("use_sim_time", None)
         # The planner settings come from the preset; a value in the YAML would override it, so
         # the YAML holds none (it cannot show a value that is not in effect).
-        expected = {s.name for s in specs} - (set(CONFIG_FIELDS) if node == "planner_node"
+        expected = {s.name for s in infos} - (planner_settings if node == "planner_node"
                                               else set())
         assert set(values) == expected, node
-        specs = [s for s in specs if s.name in expected]
-        for spec in specs:
-            assert values[spec.name] == spec.default, f"{node}.{spec.name}"
-            assert type(values[spec.name]) is type(spec.default), f"{node}.{spec.name}"
+        for info in infos:
+            if info.name in expected:  # as the YAML writes it: JSON types, lists for tuples
+                assert json.dumps(values[info.name]) == info.describe_default(), \
+                    f"{node}.{info.name}"
 
 
-def test_docs_list_every_parameter_topic_and_service():
-    pytest.importorskip("rclpy", reason="node modules need rclpy")
-    from diffuser_ros.nodes.hopper_sim_node import SIM_SPECS
-    from diffuser_ros.nodes.planner_node import PLANNER_SPECS
+def test_reference_docs_list_every_parameter_topic_and_service():
+    from diffuser_ros.nodes.node_settings import parameters_of
 
-    text = (REPO / "README.md").read_text()
-    for spec in PLANNER_SPECS + SIM_SPECS:
-        assert f"`{spec.name}`" in text, spec.name
+    text = (REPO / "docs" / "ros.md").read_text()
+    for info in parameters_of("planner_node") + parameters_of("hopper_sim_node"):
+        assert f"| `{info.name}` |" in text, info.name
     for name in ("~/estop", "~/reset", "~/planned_trajectory", "/diagnostics", "/clock",
                  "episode_stats", "diffuser-ros-demo"):
         assert name in text, name
+    for argument in demo.LAUNCH_ARGUMENTS:  # the launch argument table
+        assert f"| `{argument}` |" in text, argument
 
 
-def test_readme_tables_are_generated_from_the_code():
-    pytest.importorskip("rclpy", reason="node modules need rclpy")
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "readme_tables.py"),
+def test_reference_tables_are_generated_from_the_settings():
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "docs_tables.py"),
                              "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_readme_is_a_front_page_that_links_the_reference():
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    assert "<!-- BEGIN" not in text  # the generated reference tables live in docs/ros.md
+    for link in ("docs/ros.md", "docs/evaluation.md", "docs/benchmark.md", "docs/training.md"):
+        assert f"]({link}" in text, link
+    for command in ("make demo", "make test", "ros2 launch diffuser_ros hopper.launch.py"):
+        assert command in text, command
 
 
 def test_launch_ends_nonzero_when_a_node_fails():
@@ -184,18 +227,3 @@ def test_launch_ends_nonzero_when_a_node_fails():
 def test_setup_installs_launch_and_config():
     setup = (REPO / "setup.py").read_text()
     assert '"launch/hopper.launch.py"' in setup and '"config/hopper.yaml"' in setup
-
-
-def test_launch_description_with_launch_ros(monkeypatch):
-    pytest.importorskip("launch_ros", reason="launch_ros is not installed (not on the index)")
-    spec = importlib.util.spec_from_file_location("hopper_launch", LAUNCH_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setattr(module, "get_package_share_directory", lambda package: str(REPO))
-    description = module.generate_launch_description()
-    assert {a.name for a in description.get_launch_arguments()} == set(demo.LAUNCH_ARGUMENTS)
-    from launch_ros.actions import Node
-
-    nodes = [e for e in description.entities if isinstance(e, Node)]
-    assert sorted(n.node_executable for n in nodes) == sorted(demo.NODES.values())
-    assert {n.node_package for n in nodes} == {demo.PACKAGE}

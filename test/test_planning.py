@@ -14,6 +14,7 @@ from helpers import HOPPER_ACT, HOPPER_OBS, TINY_HORIZON, make_tiny_planner
 
 from diffuser_ros.planning import PlannerConfig, preset, set_cpu_threads
 from diffuser_ros.planning.schedule import timestep_sequence
+from diffuser_ros.settings import settings_of
 
 DIM = HOPPER_OBS + HOPPER_ACT
 
@@ -224,7 +225,7 @@ def test_warm_start_starts_from_the_shifted_previous_plan(hopper_observation):
     planner = make_tiny_planner(config=PlannerConfig(n_candidates=4, seed=0, device="cpu",
                                                      warm_start=True, warm_start_steps=3))
     planner.plan(hopper_observation)
-    previous = planner._previous.clone()
+    previous = planner.warm_start_plan.clone()
     unet = RecordingUNet(planner.unet)
     planner.configure(planner.config.replace(n_guide_steps=0))
     noise = torch.zeros(4, 4, TINY_HORIZON, DIM)
@@ -297,7 +298,11 @@ def test_presets_are_valid_and_documented():
     assert fast.n_candidates < 64 and fast.warm_start
     with pytest.raises(ValueError, match="preset"):
         preset("turbo")
-    assert set(PlannerConfig.docs()) == set(PlannerConfig().to_dict())
+    for info in settings_of(PlannerConfig):  # every setting says what it is and its limits
+        assert len(info.doc) > 20, info.name
+        if info.kind in (int, float):
+            assert info.range is not None and info.range[0] <= info.default <= info.range[1], \
+                info.name
 
 
 def test_compile_failure_falls_back_to_eager(hopper_observation, monkeypatch, caplog):

@@ -83,10 +83,10 @@ def with_original_schedule(planner, original):
     """Our planner with the original's float32 schedule constants (ours are computed in float64,
     so they differ in the 7th digit, which a random network amplifies over 20 steps)."""
     steps = torch.arange(19, -1, -1)
-    planner._coefficients = dataclasses.replace(
-        planner._coefficients, x0_coef=original.coef1[steps], xt_coef=original.coef2[steps],
+    planner.use_coefficients(dataclasses.replace(
+        planner.coefficients, x0_coef=original.coef1[steps], xt_coef=original.coef2[steps],
         noise_std=torch.exp(0.5 * original.posterior_log_variance_clipped[steps]),
-        grad_scale=torch.exp(original.posterior_log_variance_clipped[steps]))
+        grad_scale=torch.exp(original.posterior_log_variance_clipped[steps])))
     return planner
 
 
@@ -94,7 +94,7 @@ def test_schedule_constants_match_the_original():
     planner = make_tiny_planner()
     original = OriginalDiffusion(None, None)
     steps = torch.arange(19, -1, -1)
-    ours = planner._coefficients
+    ours = planner.coefficients
     torch.testing.assert_close(ours.x0_coef, original.coef1[steps], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(ours.xt_coef, original.coef2[steps], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(ours.grad_scale,

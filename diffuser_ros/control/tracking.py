@@ -8,30 +8,31 @@ state, it closes the loop between plans that arrive tens of steps late, where re
 own actions open loop does not (Diffuser follows its Maze2D plans with a tracking controller;
 Decision Diffuser learns the same inverse dynamics from data).
 
-rclpy-free; needs ``mujoco`` (and ``gymnasium`` to build a registered environment's model).
+rclpy-free; needs ``mujoco`` and ``gymnasium`` (the robot entry's environment holds the model).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from diffuser_ros.robots import HOPPER, Robot, robot_for_env
+
 
 class ModelInverseDynamics:
     """``tracker(observations [B, obs], targets [B, obs]) -> actions [B, act]``.
 
-    The observation is ``qpos[position_skip:]`` followed by ``qvel`` (gymnasium MuJoCo
-    locomotion, e.g. Hopper-v5: root x left out, which the dynamics do not depend on).
-    ``weights`` [obs] scale the residual of each observation entry (e.g. 1 / the data's standard
-    deviation, so positions and velocities count alike).
+    The model, its control step and action bounds are those of ``robot``'s environment; the
+    observation is ``qpos[robot.position_skip:]`` followed by ``qvel`` (Hopper: root x left out,
+    which the dynamics do not depend on). ``weights`` [obs] scale the residual of each
+    observation entry (e.g. 1 / the data's standard deviation, so positions and velocities count
+    alike).
     """
 
-    def __init__(self, env_id: str = "Hopper-v5", position_skip: int = 1,
-                 weights: np.ndarray | None = None, probe: float = 0.01,
-                 iterations: int = 3):
-        import gymnasium as gym
+    def __init__(self, robot: Robot = HOPPER, weights: np.ndarray | None = None,
+                 probe: float = 0.01, iterations: int = 3):
         import mujoco
 
-        env = gym.make(env_id, disable_env_checker=True)
+        env = robot.make_env(disable_env_checker=True)
         unwrapped = env.unwrapped
         self._mujoco = mujoco
         self.model = unwrapped.model
@@ -40,9 +41,9 @@ class ModelInverseDynamics:
         self.high = np.asarray(env.action_space.high, dtype=np.float64)
         env.close()
         self.data = mujoco.MjData(self.model)
-        self.position_skip = position_skip
+        self.position_skip = robot.position_skip
         self.nq, self.nv, self.nu = self.model.nq, self.model.nv, self.model.nu
-        self.observation_dim = self.nq - position_skip + self.nv
+        self.observation_dim = self.nq - self.position_skip + self.nv
         self.weights = np.ones(self.observation_dim) if weights is None else \
             np.asarray(weights, dtype=np.float64)
         if self.weights.shape != (self.observation_dim,):
@@ -51,14 +52,18 @@ class ModelInverseDynamics:
         self.iterations = int(iterations)
 
     @classmethod
-    def for_planner(cls, planner, position_skip: int = 1) -> ModelInverseDynamics:
-        """The tracker of a planner's robot: the MuJoCo model of the environment the planner was
-        trained on (``spec.env_id``), residuals weighted by 1 / the data's standard deviations."""
-        if not planner.spec.env_id:
-            raise ValueError("the model names no environment (spec.env_id) to take the robot "
-                             "model from")
-        return cls(planner.spec.env_id, position_skip,
-                   weights=1.0 / planner.normalizer.observation_std)
+    def for_planner(cls, planner, position_skip: int | None = None) -> ModelInverseDynamics:
+        """The tracker of a planner's robot: the entry of the environment the planner was
+        trained on (``spec.env_id``), residuals weighted by 1 / the data's standard deviations.
+        ``position_skip``, when given (a caller's own observation layout), must be the robot's."""
+        robot = robot_for_env(planner.spec.env_id) if planner.spec.env_id else None
+        if robot is None:
+            raise ValueError(f"the model's environment {planner.spec.env_id!r} (spec.env_id) is "
+                             "no robot entry's: no robot model to track with")
+        if position_skip is not None and position_skip != robot.position_skip:
+            raise ValueError(f"position_skip {position_skip} does not match {robot.name}'s "
+                             f"observation layout ({robot.position_skip})")
+        return cls(robot, weights=1.0 / planner.normalizer.observation_std)
 
     def _step(self, observation: np.ndarray, action: np.ndarray) -> np.ndarray:
         mj, data = self._mujoco, self.data

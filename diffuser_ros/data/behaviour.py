@@ -14,18 +14,22 @@ planning time imports this module.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 
 from diffuser_ros.data.d4rl_io import episode_returns, write_dataset
-from diffuser_ros.data.d4rl_scores import HOPPER_EXPERT_RETURN
+from diffuser_ros.robots import HOPPER
+from diffuser_ros.rollout import Step, roll_out
 
 LOG = logging.getLogger("diffuser_ros.behaviour")
-ENV_ID = "Hopper-v5"
+ROBOT = HOPPER
+ENV_VERSION = ROBOT.env_id.rsplit("-", 1)[-1]  # "v5": the datasets' env_version attribute
 
 
 def _sb3():
@@ -64,29 +68,26 @@ def _latest_checkpoint(ckpt_dir: Path) -> tuple[Path, Path] | None:
     return None
 
 
-def evaluate_policy_returns(model, seeds: list[int], deterministic: bool = True) -> list[float]:
-    """Full-episode returns of an SB3 policy on Hopper-v5, one episode per seed."""
-    import gymnasium as gym
+def _sb3_actions(model, deterministic: bool):
+    """An SB3 model as a batched policy (its actions as it gives them: float32, in bounds)."""
+    return lambda obs: model.predict(obs, deterministic=deterministic)[0]
 
-    returns = []
-    env = gym.make(ENV_ID)
-    for seed in seeds:
-        obs, _ = env.reset(seed=seed)
-        total, done = 0.0, False
-        while not done:
-            action, _ = model.predict(obs, deterministic=deterministic)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    env.close()
-    return returns
+
+def evaluate_policy_returns(model, seeds: list[int], deterministic: bool = True) -> list[float]:
+    """Full-episode returns of an SB3 policy on Hopper-v5, one episode per seed, one at a time
+    (batched, the SB3 network's float rounding would depend on the batch)."""
+    policy = _sb3_actions(model, deterministic)
+    env = ROBOT.make_env()
+    try:
+        return [roll_out([env], [seed], policy, clip_actions=False)[0][0].episode_return
+                for seed in seeds]
+    finally:
+        env.close()
 
 
 def train(out: Path, total_steps: int, eval_every: int, seed: int) -> None:
     """Train SAC, keeping each evaluated policy; resumes from ``out/checkpoints``."""
     sb3 = _sb3()
-    import gymnasium as gym
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -98,7 +99,7 @@ def train(out: Path, total_steps: int, eval_every: int, seed: int) -> None:
     history_path = _history_file(out)
     history = _read_history(out) or []
 
-    env = gym.make(ENV_ID)
+    env = ROBOT.make_env()
     latest = _latest_checkpoint(ckpt_dir)
     if latest is not None:
         model = sb3.SAC.load(latest[0], env=env, device="cpu")
@@ -142,51 +143,48 @@ def record(policy_path: Path, out_file: Path, n_transitions: int, seed: int,
            n_envs: int = 16, deterministic: bool = False) -> dict:
     """Roll out an SB3 policy into a D4RL-layout HDF5 file; returns its provenance."""
     sb3 = _sb3()
-    import gymnasium as gym
     import torch
 
     torch.set_num_threads(1)
     model = sb3.SAC.load(policy_path, device="cpu")
-    envs = [gym.make(ENV_ID) for _ in range(n_envs)]
-    obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(envs)])
-    next_seed = seed + n_envs
     per_env: list[dict[str, list]] = [
         {k: [] for k in ("observations", "actions", "rewards", "terminals", "timeouts",
-                         "next_observations")} for _ in envs]
-    finished_returns, running = [], np.zeros(n_envs)
-    count = 0
-    while count < n_transitions:
-        actions, _ = model.predict(obs, deterministic=deterministic)
-        for i, env in enumerate(envs):
-            nobs, reward, terminated, truncated, _ = env.step(actions[i])
+                         "next_observations")} for _ in range(n_envs)]
+    finished_returns = []
+
+    def keep(step: Step) -> None:
+        for i in range(n_envs):  # every env steps: an ended episode is followed by the next
             buf = per_env[i]
-            buf["observations"].append(obs[i].copy())  # obs[i] is overwritten below
-            buf["actions"].append(actions[i])
-            buf["rewards"].append(reward)
-            buf["terminals"].append(terminated)
-            buf["timeouts"].append(truncated and not terminated)
-            buf["next_observations"].append(nobs)
-            running[i] += reward
-            count += 1
-            if terminated or truncated:
-                finished_returns.append(running[i])
-                running[i] = 0.0
-                nobs, _ = env.reset(seed=next_seed)
-                next_seed += 1
-            obs[i] = nobs
-    for i, env in enumerate(envs):
+            buf["observations"].append(step.observations[i])
+            buf["actions"].append(step.actions[i])
+            buf["rewards"].append(step.rewards[i])
+            buf["terminals"].append(step.terminated[i])
+            buf["timeouts"].append(step.truncated[i])
+            buf["next_observations"].append(step.next_observations[i])
+            if step.terminated[i] or step.truncated[i]:
+                finished_returns.append(step.returns[i])
+
+    seeds = itertools.count(seed + n_envs)  # the next episodes', in the order they start
+    envs = [ROBOT.make_env() for _ in range(n_envs)]
+    try:
+        roll_out(envs, range(seed, seed + n_envs), _sb3_actions(model, deterministic),
+                 max_steps=math.ceil(n_transitions / n_envs), next_seed=lambda _: next(seeds),
+                 clip_actions=False, on_step=keep)
+    finally:
+        for env in envs:
+            env.close()
+    for buf in per_env:
         # The last episode of each env is cut short: mark it as a timeout so nothing treats the
         # cut as a fall.
-        if per_env[i]["timeouts"]:
-            last_cut = not per_env[i]["terminals"][-1]
-            per_env[i]["timeouts"][-1] = per_env[i]["timeouts"][-1] or last_cut
-        env.close()
+        if buf["timeouts"]:
+            buf["timeouts"][-1] = buf["timeouts"][-1] or not buf["terminals"][-1]
     data = {k: np.concatenate([np.asarray(b[k]) for b in per_env])[:n_transitions]
             for k in per_env[0]}
     if not data["terminals"][-1]:
         data["timeouts"][-1] = True
     attrs = {
-        "env_id": ENV_ID, "env_version": "v5", "policy": f"sb3 SAC {policy_path.name}",
+        "env_id": ROBOT.env_id, "env_version": ENV_VERSION,
+        "policy": f"sb3 SAC {policy_path.name}",
         "policy_actions": "deterministic" if deterministic else "stochastic",
         "seed": seed, "n_envs": n_envs,
         "mean_episode_return": float(np.mean(finished_returns)),
@@ -254,7 +252,8 @@ def replay(buffer_path: Path, out_file: Path, training_steps: int) -> dict:
     }
     data["timeouts"][-1] = not data["terminals"][-1]
     returns = episode_returns(data)  # every episode ends in a done (the last one just above)
-    attrs = {"env_id": ENV_ID, "env_version": "v5", "policy": "sb3 SAC replay buffer",
+    attrs = {"env_id": ROBOT.env_id, "env_version": ENV_VERSION,
+             "policy": "sb3 SAC replay buffer",
              "policy_training_steps": training_steps,
              "mean_episode_return": float(np.mean(returns)), "n_complete_episodes": len(returns)}
     write_dataset(out_file, data, attrs)
@@ -265,7 +264,7 @@ def replay(buffer_path: Path, out_file: Path, training_steps: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("train", help="train SAC on Hopper-v5 (resumable)")
+    p = sub.add_parser("train", help=f"train SAC on {ROBOT.env_id} (resumable)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--steps", type=int, default=150_000)
     p.add_argument("--eval-every", type=int, default=10_000)
@@ -278,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--deterministic", action="store_true")
     p = sub.add_parser("pick", help="print the first evaluated policy reaching a return")
     p.add_argument("--run", type=Path, required=True, help="a `train` output folder")
-    p.add_argument("--min-return", type=float, default=HOPPER_EXPERT_RETURN / 3,
+    p.add_argument("--min-return", type=float, default=ROBOT.expert_return / 3,
                    help="default: a third of expert return (D4RL 'medium')")
     p = sub.add_parser("replay", help="write the replay buffer as a medium-replay dataset")
     p.add_argument("--buffer", type=Path, required=True)

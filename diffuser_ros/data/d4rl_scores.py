@@ -1,4 +1,4 @@
-"""D4RL reference returns and normalised scores.
+"""D4RL normalised scores, from a robot's reference returns (Hopper's by default).
 
 numpy only and below both the data and the evaluation layers: dataset generation picks its
 behaviour policy by a fraction of the expert return, the evaluation reports scores.
@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-# D4RL reference returns for hopper (d4rl/infos.py: REF_MIN_SCORE / REF_MAX_SCORE).
-HOPPER_RANDOM_RETURN = -20.272305
-HOPPER_EXPERT_RETURN = 3234.3
+from diffuser_ros.robots import HOPPER
+
+# D4RL reference returns for hopper (d4rl/infos.py: REF_MIN_SCORE / REF_MAX_SCORE), as the robot
+# entry holds them.
+HOPPER_RANDOM_RETURN = HOPPER.random_return
+HOPPER_EXPERT_RETURN = HOPPER.expert_return
 
 
 def normalized_score(episode_return, random_return: float = HOPPER_RANDOM_RETURN,

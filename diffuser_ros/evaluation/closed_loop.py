@@ -1,8 +1,9 @@
-"""Closed-loop rollouts: several gymnasium environments stepped side by side, one batched
-policy call per control step.
+"""Closed-loop evaluation: the policies it compares, and episodes of them on a robot's
+environment (:func:`run_episodes`, several seeds side by side; :func:`render_episode`, one as a
+video), both through :func:`diffuser_ros.rollout.roll_out`.
 
 A policy is any callable ``policy(obs_batch [B, obs_dim]) -> actions [B, act_dim]``. The adapters
-here (:func:`planner_policy`, :func:`sb3_policy`, :func:`bc_policy`) also time every call
+here (:func:`controller_policy`, :func:`sb3_policy`, :func:`bc_policy`) also time every call
 (``latencies_s``) and reset per-episode state (the planner's warm start) when a run starts.
 
 Batching is what makes evaluating the planner affordable on a CPU: ``B`` environments ×
@@ -18,46 +19,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from diffuser_ros.latency import summarize_latencies
 from diffuser_ros.rendering import VideoRecorder, make_render_env
-
-DEFAULT_ENV_ID = "Hopper-v5"
+from diffuser_ros.robots import DEFAULT_ROBOT, env_robot
+from diffuser_ros.rollout import EpisodeResult, roll_out
 
 # step index, observations [B, obs_dim] after the step, actions [B, act_dim] applied, rewards [B],
 # live mask [B] (envs still running after the step), latency of the batched call in seconds.
 StepCallback = Callable[[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float], None]
-
-
-@dataclass(frozen=True)
-class EpisodeResult:
-    """One evaluation episode. ``terminated``: the env ended it (Hopper fell / became
-    unhealthy); ``truncated``: it reached the time limit (the env's or ``max_steps``)."""
-
-    seed: int
-    episode_return: float
-    length: int
-    terminated: bool
-    truncated: bool
-
-    @property
-    def full_length(self) -> bool:
-        """Survived to the time limit (not terminated)."""
-        return not self.terminated
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["return"] = d.pop("episode_return")
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> EpisodeResult:
-        return cls(seed=int(d["seed"]), episode_return=float(d["return"]), length=int(d["length"]),
-                   terminated=bool(d["terminated"]), truncated=bool(d["truncated"]))
 
 
 # -- policies --------------------------------------------------------------------------------
@@ -73,7 +46,7 @@ class Policy:
         raise NotImplementedError
 
     def reset(self) -> None:
-        """Called at the start of every :func:`run_episodes` call (a new set of episodes)."""
+        """Called at the start of every rollout (a new set of episodes)."""
 
     def __call__(self, obs_batch: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
@@ -185,8 +158,8 @@ class CallablePolicy(Policy):
         return np.asarray(self.fn(obs_batch), dtype=np.float64)
 
 
-def planner_policy(planner, latency_steps: int = 0, settings=None, tracker=None,
-                   command_schedule=None) -> ControllerPolicy:
+def controller_policy(planner, latency_steps: int = 0, settings=None, tracker=None,
+                      command_schedule=None) -> ControllerPolicy:
     """The planner as the node runs it (its controller core), planning for the whole batch in one
     ``planner.plan`` call; ``latency_steps`` > 0 models a plan arriving that many steps late."""
     return ControllerPolicy(planner, latency_steps, settings, tracker=tracker,
@@ -221,95 +194,44 @@ def sb3_policy(path: str | Path, deterministic: bool = True) -> CallablePolicy:
     return CallablePolicy(predict, name="sb3")
 
 
-# -- rollouts --------------------------------------------------------------------------------
+# -- episodes --------------------------------------------------------------------------------
 def run_episodes(policy_fn: Callable[[np.ndarray], np.ndarray], seeds: Sequence[int],
-                 env_id: str = DEFAULT_ENV_ID, max_steps: int = 1000,
+                 env_id: str = DEFAULT_ROBOT.env_id, max_steps: int = 1000,
                  on_step: StepCallback | None = None, progress: bool = True,
                  desc: str = "episodes") -> list[EpisodeResult]:
     """Run one episode per seed, all envs side by side, until each terminates or truncates
     (or ``max_steps``). ``policy_fn`` is called once per step with every env's observation.
 
-    Finished envs stay in the batch with their final observation (their actions are ignored and
-    they are not stepped) until every episode is over. Tradeoff: the tail of a run plans for
-    rows nobody needs (up to ``B - 1`` wasted rows when one env outlives the others, at little
-    cost while batching overhead dominates), but the batch shape never changes, so the planner's
-    warm start (its previous best plan per batch row) stays aligned with its env, and the noise
-    stream, hence the result, does not depend on when other episodes end.
+    Finished envs stay in the batch with their final observation until every episode is over
+    (see :func:`~diffuser_ros.rollout.roll_out`). Tradeoff: the tail of a run plans for rows
+    nobody needs (up to ``B - 1`` wasted rows when one env outlives the others, at little cost
+    while batching overhead dominates), but the result of a seed does not depend on when the
+    other episodes end.
     """
-    import gymnasium as gym
-
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("run_episodes needs at least one seed")
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    if hasattr(policy_fn, "reset"):
-        policy_fn.reset()
+    robot = env_robot(env_id)
+    hook = None if on_step is None else lambda step: on_step(
+        step.index, step.next_observations, step.actions, step.rewards, step.live,
+        step.latency_s)
     envs = []
     try:
         for _ in seeds:
-            envs.append(gym.make(env_id))
-        obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)])
-        obs = obs.astype(np.float64)
-        space = envs[0].action_space
-        low, high = np.asarray(space.low), np.asarray(space.high)
-        n = len(envs)
-        returns = np.zeros(n)
-        lengths = np.zeros(n, dtype=np.int64)
-        terminated = np.zeros(n, dtype=bool)
-        truncated = np.zeros(n, dtype=bool)
-        live = np.ones(n, dtype=bool)
-        bar = _progress(max_steps, desc, progress)
-        try:
-            for step in range(max_steps):
-                start = time.perf_counter()
-                actions = np.asarray(policy_fn(obs), dtype=np.float64)
-                latency = time.perf_counter() - start
-                if actions.shape != (n, *space.shape):
-                    raise ValueError(f"policy returned actions of shape {actions.shape}, "
-                                     f"expected {(n, *space.shape)}")
-                if not np.isfinite(actions).all():
-                    raise ValueError(f"policy returned non-finite actions at step {step}")
-                rewards = np.zeros(n)
-                for i in np.flatnonzero(live):
-                    action = np.clip(actions[i], low, high).astype(space.dtype)
-                    o, r, term, trunc, _ = envs[i].step(action)
-                    obs[i] = o
-                    rewards[i] = r
-                    returns[i] += r
-                    lengths[i] += 1
-                    if term or trunc or lengths[i] >= max_steps:
-                        terminated[i] = bool(term)
-                        truncated[i] = not term
-                        live[i] = False
-                if on_step is not None:
-                    on_step(step, obs.copy(), actions, rewards, live.copy(), latency)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(live=int(live.sum()), ms=f"{latency * 1e3:.1f}", refresh=False)
-                if not live.any():
-                    break
-        finally:
-            if bar is not None:
-                bar.close()
+            envs.append(robot.make_env())
+        episodes = roll_out(envs, seeds, policy_fn, max_episode_steps=max_steps,
+                            max_steps=max_steps, on_step=hook,
+                            progress=desc if progress else None)
     finally:
         for env in envs:
             env.close()
-    return [EpisodeResult(s, float(returns[i]), int(lengths[i]), bool(terminated[i]),
-                          bool(truncated[i])) for i, s in enumerate(seeds)]
+    return [first for first, *_ in episodes]
 
 
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True)
-
-
-# -- rendering -------------------------------------------------------------------------------
 def render_episode(policy_fn: Callable[[np.ndarray], np.ndarray], seed: int, path: str | Path,
-                   env_id: str = DEFAULT_ENV_ID, max_steps: int = 1000, width: int = 320,
+                   env_id: str = DEFAULT_ROBOT.env_id, max_steps: int = 1000, width: int = 320,
                    height: int = 240, fps: float = 30.0) -> EpisodeResult:
     """Run one episode and write it as a GIF (Pillow) or MP4 (needs imageio-ffmpeg).
 
@@ -320,22 +242,8 @@ def render_episode(policy_fn: Callable[[np.ndarray], np.ndarray], seed: int, pat
     env = make_render_env(env_id, width, height)
     try:
         with VideoRecorder(path, 1.0 / env.unwrapped.dt, fps=fps) as video:
-            if hasattr(policy_fn, "reset"):
-                policy_fn.reset()
-            obs, _ = env.reset(seed=int(seed))
-            space = env.action_space
-            video.add(env.render())
-            total, length, term, trunc = 0.0, 0, False, False
-            while length < max_steps:
-                action = np.asarray(policy_fn(np.asarray(obs, dtype=np.float64)[None]))[0]
-                obs, r, term, trunc, _ = env.step(np.clip(action, space.low, space.high)
-                                                  .astype(space.dtype))
-                total += float(r)
-                length += 1
-                if video.due(length) or term or trunc or length == max_steps:
-                    video.add(env.render())
-                if term or trunc:
-                    break
+            (episode,), = roll_out([env], [seed], policy_fn, max_episode_steps=max_steps,
+                                   frames=video)
     finally:
         env.close()
-    return EpisodeResult(int(seed), total, length, bool(term), not term)
+    return episode

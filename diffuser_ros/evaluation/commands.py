@@ -28,20 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from diffuser_ros.control import ControllerSettings
-from diffuser_ros.evaluation.closed_loop import planner_policy, run_episodes
-from diffuser_ros.evaluation.evaluate import (
-    add_rollout_arguments,
-    load_cli_planner,
-    rollout_parser,
-)
-from diffuser_ros.evaluation.report import (
-    mean_se,
-    pyplot,
-    read_json,
-    save_figure,
-    summarize,
-    write_json,
-)
+from diffuser_ros.evaluation.cli import add_rollout_arguments, load_cli_planner, rollout_parser
+from diffuser_ros.evaluation.closed_loop import controller_policy, run_episodes
+from diffuser_ros.evaluation.report import mean_se, pyplot, save_figure, summarize
+from diffuser_ros.evaluation.resume import ResultsFile
 
 SETTLE_S = 1.0    # speed is judged after the first second of a segment
 WINDOW_S = 0.5    # averaging window of the step response (a hop is ~0.3 s)
@@ -135,8 +125,8 @@ def evaluate_schedule(planner, schedule: CommandSchedule, seeds, args, dt: float
         traces.append(np.where(stepped, obs[:, index], np.nan).tolist())
         stepped[:] = live
 
-    policy = planner_policy(planner, args.latency, ControllerSettings(),
-                            command_schedule=schedule)
+    policy = controller_policy(planner, args.latency, ControllerSettings(),
+                               command_schedule=schedule)
     start = time.perf_counter()
     episodes = run_episodes(policy, seeds, args.env_id, args.max_steps,
                             on_step=on_step, progress=not args.no_progress, desc=str(schedule))
@@ -181,25 +171,21 @@ def run(args: argparse.Namespace) -> dict:
     schedules = args.schedule or [CommandSchedule.parse("none")]
     dt = ControllerSettings().control_period
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "commands.json"
-    results = read_json(path) if path.is_file() else {}
     settings_record = {"model": model, "config": config.to_dict(), "seeds": args.seeds,
                        "latency_steps": args.latency, "tolerance": args.tolerance,
                        "settle_s": args.settle_s,
                        "max_steps": args.max_steps, "env_id": args.env_id,
                        "control_period_s": dt, "device": str(planner.device)}
-    if results.get("settings") != settings_record:
-        results = {"settings": settings_record, "schedules": {}}
+    results = ResultsFile(args.out / "commands.json", settings_record, sections=("schedules",))
     for schedule in schedules:
         key = str(schedule)
-        if key in results["schedules"]:
+        if results.entry("schedules", key) is not None:
             continue
         summary = evaluate_schedule(planner, schedule, args.seeds, args, dt)
-        results["schedules"][key] = summary
-        write_json(path, results)
+        results.put("schedules", key, summary)
         print(format_line(summary), flush=True)
-    plot(results, args.out / "commands.png")
-    return results
+    plot(results.data, args.out / "commands.png")
+    return results.data
 
 
 def format_line(summary: dict) -> str:

@@ -30,7 +30,6 @@ and/or fewer seeds on a CPU.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -38,58 +37,31 @@ from pathlib import Path
 
 import numpy as np
 
+from diffuser_ros.evaluation.cli import (
+    add_env_argument,
+    fingerprint,
+    parse_seeds,
+    planner_config,
+)
 from diffuser_ros.evaluation.closed_loop import (
-    DEFAULT_ENV_ID,
-    EpisodeResult,
     bc_policy,
+    controller_policy,
     latency_stats,
-    planner_policy,
     render_episode,
     run_episodes,
     sb3_policy,
 )
-from diffuser_ros.evaluation.report import (
-    format_table,
-    plot_returns,
-    read_json,
-    summarize,
-    summarize_returns,
-    write_json,
-)
+from diffuser_ros.evaluation.report import format_table, plot_returns, summarize, summarize_returns
+from diffuser_ros.evaluation.resume import ResultsFile
 from diffuser_ros.rendering import RenderingUnavailableError
+from diffuser_ros.robots import env_robot
+from diffuser_ros.rollout import EpisodeResult
 
 VARIANTS = ("guided", "unguided", "bc", "behaviour")
 PLANNER_VARIANTS = ("guided", "unguided")
 RESULTS_FILE = "results.json"
 PLOT_FILE = "returns.png"
 BC_FILE = "bc_policy.pt"
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-19"`` → 0..19 inclusive; ``"0,3,7-9"`` → [0, 3, 7, 8, 9]. Order kept, no repeats."""
-    return parse_int_list(text, "seed")
-
-
-def parse_int_list(text: str, what: str) -> list[int]:
-    """A list of integers >= 0 written as ``parse_seeds`` reads it; errors name ``what``."""
-    seeds: list[int] = []
-    for part in str(text).replace(" ", "").split(","):
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo:
-                    raise ValueError
-                seeds.extend(range(lo, hi + 1))
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"bad {what} list {text!r}: use e.g. '0-19' or '0,3,7-9'") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"bad {what} list {text!r}: need {what}s >= 0")
-    return list(dict.fromkeys(seeds))
 
 
 def parse_variants(text: str) -> list[str]:
@@ -119,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--behaviour-policy", type=Path, default=None,
                    help="stable-baselines3 SAC .zip (needed for 'behaviour')")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--env-id", default=DEFAULT_ENV_ID)
+    add_env_argument(p)
     p.add_argument("--max-steps", type=int, default=1000)
     p.add_argument("--chunk-size", type=int, default=None,
                    help="episodes run side by side (default: all seeds at once); each finished "
@@ -147,73 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def planner_config(args: argparse.Namespace):
-    """The ``guided`` settings: the preset with the command-line overrides on top."""
-    from diffuser_ros.planning import PlannerConfig, preset
-    from diffuser_ros.settings import given_arguments
-
-    overrides = given_arguments(args, PlannerConfig)
-    overrides.setdefault("seed", 0)  # reproducible unless asked otherwise (-1 = random)
-    return preset(args.preset, **overrides)
-
-
-def rollout_parser(prog: str, doc: str) -> argparse.ArgumentParser:
-    """The rollout CLIs' (tolerance, commands) parser: its description from the module doc,
-    ``--model-path`` and ``--seeds``; :func:`add_rollout_arguments` adds the rest."""
-    p = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model-path", default=None, help="planner folder (default: shipped model)")
-    p.add_argument("--seeds", type=parse_seeds, default=list(range(10)),
-                   help="evaluation seeds, e.g. 0-9")
-    return p
-
-
-def add_rollout_arguments(p: argparse.ArgumentParser) -> None:
-    """The options the rollout CLIs (tolerance, commands) share: episodes, output, threads and
-    the planner settings (the preset, with any setting given on top)."""
-    from diffuser_ros.planning import DEFAULT_PRESET, PlannerConfig
-    from diffuser_ros.settings import add_arguments
-
-    p.add_argument("--max-steps", type=int, default=1000)
-    p.add_argument("--env-id", default=DEFAULT_ENV_ID)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--torch-threads", type=int, default=None)
-    p.add_argument("--no-progress", action="store_true")
-    g = p.add_argument_group("planner settings (the preset, with any of these on top)")
-    g.add_argument("--preset", default=DEFAULT_PRESET)
-    add_arguments(g, PlannerConfig)
-
-
-def load_cli_planner(args: argparse.Namespace):
-    """``(planner, config, model path)`` for the rollout CLIs (``--model-path``, ``--preset``
-    and the planner settings, ``--torch-threads``)."""
-    from diffuser_ros.planning import default_model_path, load_planner, set_cpu_threads
-
-    if args.torch_threads is not None:
-        set_cpu_threads(args.torch_threads)
-    config = planner_config(args)
-    model = args.model_path or str(default_model_path())
-    return load_planner(model, config=config), config, model
-
-
 def unguided_config(config):
     return config.replace(n_guide_steps=0, n_candidates=1)
-
-
-def fingerprint(path: str | Path) -> str:
-    """sha256 (16 hex digits) of a file or of every file in a folder; the name for a Hub id."""
-    path = Path(path)
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else \
-        [path] if path.is_file() else []
-    if not files:
-        return f"name:{path}"
-    for f in files:
-        h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
 
 
 def dataset_summary(path: Path) -> dict:
@@ -316,9 +223,7 @@ class Evaluation:
         return policy
 
     def _action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        import gymnasium as gym
-
-        env = gym.make(self.args.env_id)
+        env = env_robot(self.args.env_id).make_env()
         try:
             return np.asarray(env.action_space.low), np.asarray(env.action_space.high)
         finally:
@@ -329,7 +234,7 @@ class Evaluation:
             planner = self.planner()
             config = planner_config(self.args)
             planner.configure(unguided_config(config) if variant == "unguided" else config)
-            return planner_policy(planner)
+            return controller_policy(planner)
         if variant == "bc":
             if self._bc is None:
                 self._bc = self.bc()
@@ -340,18 +245,16 @@ class Evaluation:
     def run(self) -> dict:
         a = self.args
         self.out.mkdir(parents=True, exist_ok=True)
-        results = read_json(self.results_path)
-        results.setdefault("variants", {})
-        results["env_id"] = a.env_id
-        results["seed_note"] = ("evaluation seeds are small integers (default 0..19); datasets "
-                                "are generated from seeds >= 10000, SAC evaluation uses "
-                                "1000..1004")
+        results = ResultsFile(self.results_path, sections=("variants",))
+        results.data["env_id"] = a.env_id
+        results.data["seed_note"] = (
+            "evaluation seeds are small integers (default 0..19); datasets are generated from "
+            "seeds >= 10000, SAC evaluation uses 1000..1004")
         if a.dataset is not None:
-            results["dataset"] = dataset_summary(a.dataset)
+            results.data["dataset"] = dataset_summary(a.dataset)
         for variant in a.variants:
             settings = json.loads(json.dumps(self.settings(variant)))
-            stored = results["variants"].get(variant)
-            if stored and stored.get("settings") == settings and not a.force:
+            if results.entry("variants", variant, settings) is not None and not a.force:
                 print(f"{variant}: already in {self.results_path} with these settings, skipped "
                       "(--force re-runs it)")
                 continue
@@ -371,30 +274,27 @@ class Evaluation:
             if variant == "bc":
                 entry["bc_training"] = {k: v for k, v in self._bc.info.items()
                                         if k != "loss_history"}
-            results["variants"][variant] = entry
-            results.get("partial", {}).pop(variant, None)
-            if not results.get("partial"):
-                results.pop("partial", None)
-            write_json(self.results_path, results)  # saved per variant
+            results.drop("partial", variant)
+            results.put("variants", variant, entry)  # saved per variant
             s = entry["summary"]
             print(f"{variant}: return {s['return_mean']:.1f} ± {s['return_se']:.1f}, score "
                   f"{s['score_mean']:.1f}, full-length {s['full_length_fraction']:.2f}")
-        write_json(self.results_path, results)
-        self.report(results)
+        results.save()
+        self.report(results.data)
         if a.render_gif is not None:
             self.render(results)
-        return results
+        return results.data
 
     def chunk_size(self) -> int:
         return min(self.args.chunk_size or len(self.args.seeds), len(self.args.seeds))
 
-    def _run_chunks(self, variant: str, settings: dict, policy, results: dict):
+    def _run_chunks(self, variant: str, settings: dict, policy, results: ResultsFile):
         """Roll out the seeds ``chunk_size`` at a time (all at once by default), saving each
-        finished chunk under ``results["partial"]`` so an interrupted variant resumes at the
-        first unfinished chunk."""
+        finished chunk in the results' ``partial`` section so an interrupted variant resumes at
+        the first unfinished chunk."""
         a = self.args
-        partial = results.setdefault("partial", {}).get(variant)
-        if not partial or partial.get("settings") != settings or a.force:
+        partial = results.entry("partial", variant, settings)
+        if partial is None or a.force:
             partial = {"settings": settings, "episodes": [], "latencies_s": [],
                        "wall_seconds": 0.0}
         done = {e["seed"] for e in partial["episodes"]}
@@ -415,8 +315,7 @@ class Evaluation:
             partial["latencies_s"] += list(policy.latencies_s)
             partial["wall_seconds"] += time.perf_counter() - start
             if len(chunks) > 1:
-                results["partial"][variant] = partial
-                write_json(self.results_path, results)
+                results.put("partial", variant, partial)
         by_seed = {e["seed"]: EpisodeResult.from_dict(e) for e in partial["episodes"]}
         return [by_seed[s] for s in a.seeds], partial["latencies_s"], partial["wall_seconds"]
 
@@ -432,7 +331,7 @@ class Evaluation:
                      title=f"{self.args.env_id}: per-seed returns")
         print(f"\nwrote {self.results_path} and {self.out / PLOT_FILE}")
 
-    def render(self, results: dict) -> None:
+    def render(self, results: ResultsFile) -> None:
         a = self.args
         variant = a.render_variant or a.variants[0]
         try:
@@ -441,13 +340,13 @@ class Evaluation:
                 max_steps=a.max_steps)
         except RenderingUnavailableError as exc:
             print(f"rendering skipped: {exc}", file=sys.stderr)
-            results["render"] = {"error": str(exc)}
+            results.data["render"] = {"error": str(exc)}
         else:
             print(f"rendered {variant} seed {a.seeds[0]} (return {episode.episode_return:.1f}, "
                   f"{episode.length} steps) to {a.render_gif}")
-            results["render"] = {"path": str(a.render_gif), "variant": variant,
-                                 **episode.to_dict()}
-        write_json(self.results_path, results)
+            results.data["render"] = {"path": str(a.render_gif), "variant": variant,
+                                      **episode.to_dict()}
+        results.save()
 
 
 def _torch_threads() -> int:

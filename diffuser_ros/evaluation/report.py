@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from diffuser_ros.data.d4rl_scores import normalized_score, return_for_score, score_se
-from diffuser_ros.evaluation.closed_loop import EpisodeResult
+from diffuser_ros.rollout import EpisodeResult
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:

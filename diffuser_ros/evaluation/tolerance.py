@@ -22,14 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from diffuser_ros.control import EXECUTIONS, ControllerSettings
-from diffuser_ros.evaluation.closed_loop import planner_policy, run_episodes
-from diffuser_ros.evaluation.evaluate import (
+from diffuser_ros.evaluation.cli import (
     add_rollout_arguments,
     load_cli_planner,
     parse_int_list,
     rollout_parser,
 )
-from diffuser_ros.evaluation.report import pyplot, read_json, save_figure, summarize, write_json
+from diffuser_ros.evaluation.closed_loop import controller_policy, run_episodes
+from diffuser_ros.evaluation.report import pyplot, save_figure, summarize
+from diffuser_ros.evaluation.resume import ResultsFile
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,14 +58,11 @@ def run(args: argparse.Namespace) -> dict:
             raise SystemExit(f"unknown execution {e!r}; choose from {EXECUTIONS}")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "tolerance.json"
-    results = read_json(path) if path.is_file() else {}
     settings_record = {"model": model, "config": config.to_dict(), "seeds": args.seeds,
                        "predict_ahead": args.predict_ahead,
                        "max_steps": args.max_steps, "env_id": args.env_id,
                        "device": str(planner.device)}
-    if results.get("settings") != settings_record:
-        results = {"settings": settings_record, "points": {}}
+    results = ResultsFile(out / "tolerance.json", settings_record, sections=("points",))
     tracker = None
     if "tracking" in executions:  # one robot model for every tracking point
         from diffuser_ros.control.tracking import ModelInverseDynamics
@@ -73,11 +71,11 @@ def run(args: argparse.Namespace) -> dict:
     for execution in executions:
         for latency in args.latency:
             key = point_key(execution, latency)
-            if key in results["points"]:
+            if results.entry("points", key) is not None:
                 continue
             settings = ControllerSettings(execution=execution, predict_ahead=args.predict_ahead)
-            policy = planner_policy(planner, latency, settings,
-                                    tracker=tracker if execution == "tracking" else None)
+            policy = controller_policy(planner, latency, settings,
+                                       tracker=tracker if execution == "tracking" else None)
             start = time.perf_counter()
             episodes = run_episodes(policy, args.seeds, args.env_id, args.max_steps,
                                     progress=not args.no_progress, desc=key)
@@ -85,13 +83,12 @@ def run(args: argparse.Namespace) -> dict:
             summary.update(execution=execution, latency_steps=latency,
                            wall_s=round(time.perf_counter() - start, 1),
                            mean_latency_ms=float(np.mean(policy.latencies_s)) * 1e3)
-            results["points"][key] = summary
-            write_json(path, results)
+            results.put("points", key, summary)
             print(f"{key:>18}: return {summary['return_mean']:8.1f} ± "
                   f"{summary['return_se']:6.1f} (score {summary['score_mean']:5.1f}), full "
                   f"length {summary['full_length_fraction']:.0%}", flush=True)
-    plot(results, out / "tolerance.png")
-    return results
+    plot(results.data, out / "tolerance.png")
+    return results.data
 
 
 def plot(results: dict, path: Path) -> Path | None:

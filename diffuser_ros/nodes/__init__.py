@@ -1,9 +1,11 @@
 """ROS 2 adapters around :mod:`diffuser_ros.planning`.
 
-* :mod:`diffuser_ros.nodes.planner_node` — receding-horizon diffusion planning node.
-* :mod:`diffuser_ros.nodes.hopper_sim_node` — gymnasium Hopper-v5 (MuJoCo) as a ROS robot.
+* :mod:`diffuser_ros.nodes.planner_node` — the managed planner node, a thin adapter around the
+  rclpy-free controller core (:mod:`diffuser_ros.control`), which holds every control decision;
+* :mod:`diffuser_ros.nodes.hopper_sim_node` — a gymnasium MuJoCo robot (:mod:`diffuser_ros.robots`)
+  as a ROS robot.
 
-The nodes are thin: the maths lives in ``diffuser_ros.planning``; the rclpy-free helpers here
-(:mod:`~diffuser_ros.nodes.observation`; latency statistics live in :mod:`diffuser_ros.latency`)
-are unit-testable without a middleware. Importing this package does not import rclpy.
+Beside them: the parameter binding (``parameters``, ``node_settings``), the message builders
+(``planner_messages``), the joint-state mapping (``observation``, rclpy-free) and the shared
+entry point (``entry``). Importing this package does not import rclpy.
 """

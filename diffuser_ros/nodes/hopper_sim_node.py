@@ -29,7 +29,6 @@ from __future__ import annotations
 import collections
 import json
 import math
-import os
 import sys
 import time
 
@@ -45,16 +44,12 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from diffuser_ros.nodes.entry import run_node
-from diffuser_ros.nodes.parameters import ParameterError, ParamSpec, declare_parameters
-from diffuser_ros.rendering import (
-    RenderingUnavailableError,
-    VideoRecorder,
-    make_render_env,
-    prepare_headless_gl,
-)
+from diffuser_ros.nodes.node_settings import SimulatorSettings, sim_node_parameters
+from diffuser_ros.nodes.parameters import ParameterError, declare_settings
+from diffuser_ros.rendering import VideoRecorder
+from diffuser_ros.simulation import SimStartupError, joint_layout, make_env
 
 NODE_NAME = "hopper_sim_node"
-MODES = ("lockstep", "realtime")
 WARN_THROTTLE_S = 2.0
 KICK_PERIOD_S = 0.1
 VIDEO_FPS = 30.0  # recorded frame rate (every 4th step of Hopper's 125 Hz)
@@ -63,90 +58,8 @@ VIDEO_FPS = 30.0  # recorded frame rate (every 4th step of Hopper's 125 Hz)
 START_TIME_NS = 1_000_000_000
 SPEED_WINDOW_STEPS = 125  # forward speed is reported over the last second (125 steps of 8 ms)
 
-SIM_SPECS: list[ParamSpec] = [
-    ParamSpec("mode", "lockstep", "'lockstep': one step per received action (deterministic); "
-              "'realtime': a wall timer steps at 1/dt holding the last action.",
-              read_only=True, choices=MODES),
-    ParamSpec("env_id", "Hopper-v5", "gymnasium MuJoCo environment (1-DoF joints only).",
-              read_only=True),
-    ParamSpec("max_episode_steps", 1000, "Steps after which an episode is truncated.",
-              read_only=True, int_range=(1, 10_000_000)),
-    ParamSpec("max_episodes", 0, "Episodes to run before stopping (0 = unlimited).",
-              read_only=True, int_range=(0, 10_000_000)),
-    ParamSpec("seed", 0, "Episode k resets with seed + k; -1 = unseeded.", read_only=True,
-              int_range=(-1, 2**31 - 1)),
-    ParamSpec("action_timeout", 0.5, "Realtime mode: zero action once no action has arrived "
-              "for this long.", read_only=True, float_range=(1e-3, 3600.0), unit="s"),
-    ParamSpec("state_republish_period", 1.0, "Lockstep mode: publish the current state again "
-              "when no action has arrived for this long (or for 3x the slowest answer so far, "
-              "if longer).", read_only=True,
-              float_range=(0.01, 3600.0), unit="s"),
-    ParamSpec("state_topic", "joint_states", "JointState output topic.", read_only=True),
-    ParamSpec("action_topic", "action", "Float64MultiArray action input topic.", read_only=True),
-    ParamSpec("episode_stats_topic", "episode_stats", "std_msgs/String JSON per episode and a "
-              "final summary (transient local).", read_only=True),
-    ParamSpec("controller_engaged_topic", "planner_node/engaged", "std_msgs/Bool (latched) "
-              "saying whether the controller may drive the robot; while it is false or has not "
-              "yet said true, the simulation is held (paused, as a robot held until its "
-              "controller is active): before activation, during an e-stop, when deactivated. "
-              "'' = never hold.", read_only=True),
-    ParamSpec("planner_reset_service", "planner_node/reset", "Trigger service called at the "
-              "start of every new episode ('' = none).", read_only=True),
-    ParamSpec("record_video", "", "Write a video of the run to this file ('' = off; needs "
-              "off-screen MuJoCo rendering, e.g. MUJOCO_GL=osmesa with libosmesa6).",
-              read_only=True),
-    ParamSpec("video_width", 320, "Video frame width.", read_only=True, int_range=(16, 4096),
-              unit="px"),
-    ParamSpec("video_height", 240, "Video frame height.", read_only=True,
-              int_range=(16, 4096), unit="px"),
-]
-
-
-class SimStartupError(RuntimeError):
-    """The simulator cannot start (unknown env, rendering unavailable); the message says why."""
-
-
-def make_env(env_id: str, max_episode_steps: int, render_size: tuple[int, int] | None = None):
-    """The gymnasium env; with ``render_size`` it renders RGB frames or raises SimStartupError.
-
-    A failed rendering probe is remembered by :func:`~diffuser_ros.rendering.make_render_env`
-    (MuJoCo aborts the process when off-screen rendering is retried), so later calls fail fast.
-    """
-    import gymnasium as gym
-
-    if render_size is not None:
-        prepare_headless_gl()  # before the first gym.make imports mujoco and its GL back-end
-
-    kwargs = {"max_episode_steps": max_episode_steps, "disable_env_checker": True}
-    try:
-        env = gym.make(env_id, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - gymnasium raises several error types
-        hint = f" (MUJOCO_GL={os.environ['MUJOCO_GL']} is set: is its GL library installed?)" \
-            if "MUJOCO_GL" in os.environ else ""
-        raise SimStartupError(f"cannot create environment {env_id!r}: {exc}{hint}") from None
-    if render_size is not None:
-        env.close()  # the id is valid; now the same env with a renderer
-        try:
-            env = make_render_env(env_id, *render_size, **kwargs)
-        except RenderingUnavailableError as exc:
-            raise SimStartupError(f"record_video: {exc} Or leave record_video empty.") from None
-    return env
-
-
-def joint_layout(env) -> list[str]:
-    """Joint names in qpos/qvel order; only 1-DoF (hinge/slide) joints are supported."""
-    import mujoco
-
-    model = env.unwrapped.model
-    names = []
-    for j in range(model.njnt):
-        if int(model.jnt_type[j]) not in (int(mujoco.mjtJoint.mjJNT_HINGE),
-                                           int(mujoco.mjtJoint.mjJNT_SLIDE)) or \
-                model.jnt_qposadr[j] != j or model.jnt_dofadr[j] != j:
-            raise SimStartupError("only models whose joints are all 1-DoF (hinge/slide), in "
-                                  "qpos order, are supported")
-        names.append(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j))
-    return names
+# Every parameter of the node (nodes/node_settings.py), with its default.
+SIM_NODE_PARAMETERS = sim_node_parameters()
 
 
 class HopperSimNode(Node):
@@ -163,7 +76,7 @@ class HopperSimNode(Node):
             raise
 
     def _setup(self) -> None:
-        p = declare_parameters(self, SIM_SPECS)
+        p = vars(declare_settings(self, SimulatorSettings))  # name -> value
         self._mode = p["mode"]
         self._seed = p["seed"]
         self._max_episodes = p["max_episodes"]

@@ -1,8 +1,10 @@
 """Observation building from named joints (rclpy-free).
 
-For gymnasium ``Hopper-v5`` the observation is ``qpos[1:]`` (root x excluded) followed by
-``clip(qvel, -10, 10)``: 5 + 6 = 11 values. :class:`JointStateMapping` reproduces that from a
-``sensor_msgs/JointState`` whose joints may arrive in any order.
+gymnasium's MuJoCo locomotion observation is ``qpos[position_skip:]`` followed by
+``clip(qvel, ±velocity_clip)`` (Hopper-v5: root x excluded, 5 + 6 = 11 values; the robot entry in
+:mod:`diffuser_ros.robots` says which). :class:`JointStateMapping` reproduces it from a
+``sensor_msgs/JointState`` whose joints may arrive in any order. It only maps: whether the values
+are fit to plan from is the planner's one check (``DiffusionPlanner.check_observation``).
 """
 
 from __future__ import annotations
@@ -13,20 +15,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-HOPPER_JOINTS = ("rootx", "rootz", "rooty", "thigh_joint", "leg_joint", "foot_joint")
+from diffuser_ros.robots import HOPPER
 
 
 @dataclass(frozen=True)
 class JointStateMapping:
     """``[positions of joint_names[position_skip:]] + [clip(velocities of joint_names)]``.
 
-    ``velocity_clip`` <= 0 disables clipping. Values are checked for finiteness *before*
-    clipping, so an infinite velocity is rejected rather than clipped to the bound.
+    ``velocity_clip`` <= 0 disables clipping. Only finite velocities are clipped, so an infinite
+    one stays infinite for the planner's check to refuse, rather than becoming the bound.
     """
 
-    joint_names: tuple[str, ...] = HOPPER_JOINTS
-    position_skip: int = 1
-    velocity_clip: float = 10.0
+    joint_names: tuple[str, ...] = HOPPER.joints
+    position_skip: int = HOPPER.position_skip
+    velocity_clip: float = HOPPER.velocity_clip
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -74,12 +76,9 @@ class JointStateMapping:
         if qpos.size != len(self.joint_names) or qvel.size != len(self.joint_names):
             raise ValueError(f"expected {len(self.joint_names)} positions and velocities, got "
                              f"{qpos.size} and {qvel.size}")
-        bad = [self.joint_names[i] for i in range(qpos.size)
-               if not (math.isfinite(qpos[i]) and math.isfinite(qvel[i]))]
-        if bad:
-            raise ValueError(f"non-finite position/velocity (NaN/Inf) for joint(s) {bad}")
         if self.velocity_clip > 0:
-            qvel = np.clip(qvel, -self.velocity_clip, self.velocity_clip)
+            qvel = np.where(np.isfinite(qvel),
+                            np.clip(qvel, -self.velocity_clip, self.velocity_clip), qvel)
         return np.concatenate([qpos[self.position_skip:], qvel])
 
     def constraints(self, names: Sequence[str], points, control_period: float) -> dict:
@@ -115,14 +114,3 @@ class JointStateMapping:
                     dims.append(n_positions + j)
                     vals.append(float(velocities[k]))
         return {h: (dims, np.asarray(vals)) for h, (dims, vals) in out.items() if dims}
-
-
-def check_observation(values: Sequence[float], dim: int) -> np.ndarray:
-    """A flat observation as float64 ``[dim]``; ``ValueError`` for a wrong size or NaN/Inf."""
-    obs = np.asarray(values, dtype=np.float64).reshape(-1)
-    if obs.size != dim:
-        raise ValueError(f"observation has {obs.size} values, the model expects {dim}")
-    if not np.isfinite(obs).all():
-        bad = np.flatnonzero(~np.isfinite(obs)).tolist()
-        raise ValueError(f"observation has non-finite values (NaN/Inf) at index(es) {bad}")
-    return obs

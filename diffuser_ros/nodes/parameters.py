@@ -1,127 +1,145 @@
-"""Parameter declaration helpers: one table per node, declared with full descriptors.
+"""Settings dataclasses as ROS parameters: the one place that binds them to rclpy.
 
-Each node lists its parameters as :class:`ParamSpec` rows (name, default, description, range,
-read-only). The same table gives the code's defaults (checked against ``config/hopper.yaml`` by the
-tests) and the README's parameter table.
+A node's parameters are settings groups (:mod:`diffuser_ros.settings` dataclasses). They are
+declared once, each with a full descriptor built from its setting (doc, integer or float range,
+choices and unit in ``additional_constraints``, read-only), so ``ros2 param describe`` shows
+what the code and ``docs/ros.md`` say. A node with runtime parameters binds them through one
+:class:`ParameterHandler` (the pattern of nav2's ``ParameterHandler``): its on-set callback builds
+the new settings, which validate themselves (type, range, combination) before the node's own
+``check``; its post-set callback hands the accepted settings to the node's ``apply``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
 from rclpy.exceptions import ParameterException
+from rclpy.parameter import Parameter
 
-from diffuser_ros.planning import PRESETS, PlannerConfig
-from diffuser_ros.settings import settings_of
+from diffuser_ros.settings import SettingInfo, settings_of
 
 
 class ParameterError(ValueError):
     """A parameter given at start-up has the wrong type, range or value."""
 
 
-@dataclass(frozen=True)
-class ParamSpec:
-    name: str
-    default: Any
-    description: str
-    read_only: bool = False
-    int_range: tuple[int, int] | None = None
-    float_range: tuple[float, float] | None = None
-    choices: tuple[str, ...] | None = None
-    unit: str = ""
-
-    def descriptor(self) -> ParameterDescriptor:
-        descriptor = ParameterDescriptor(name=self.name, description=self.description,
-                                         read_only=self.read_only)
-        if self.int_range is not None:
-            descriptor.integer_range = [IntegerRange(from_value=self.int_range[0],
-                                                     to_value=self.int_range[1], step=1)]
-        if self.float_range is not None:
-            descriptor.floating_point_range = [FloatingPointRange(
-                from_value=float(self.float_range[0]), to_value=float(self.float_range[1]),
-                step=0.0)]
-        if self.choices is not None:
-            descriptor.additional_constraints = "one of: " + ", ".join(
-                repr(c) for c in self.choices)
-        return descriptor
-
-    def check(self, value: Any) -> None:
-        """Raise ``ValueError`` when ``value`` is not one of ``choices``."""
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(f"{self.name} must be one of {list(self.choices)}, got {value!r}")
+def descriptor(info: SettingInfo) -> ParameterDescriptor:
+    """The ROS descriptor of one setting: description, range, choices and unit, read-only."""
+    result = ParameterDescriptor(name=info.name, description=info.doc,
+                                 read_only=not info.runtime)
+    if info.range is not None and info.kind is int:
+        result.integer_range = [IntegerRange(from_value=int(info.range[0]),
+                                             to_value=int(info.range[1]), step=1)]
+    elif info.range is not None:
+        result.floating_point_range = [FloatingPointRange(
+            from_value=float(info.range[0]), to_value=float(info.range[1]), step=0.0)]
+    constraints = []
+    if info.choices is not None:
+        constraints.append("one of: " + ", ".join(repr(c) for c in info.choices))
+    if info.unit:
+        constraints.append(f"unit: {info.unit}")
+    result.additional_constraints = "; ".join(constraints)
+    return result
 
 
-CONFIG_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PlannerConfig))
+def ros_value(info: SettingInfo, value: Any) -> Any:
+    """``value`` as the ROS parameter of ``info`` takes it (float for float, list for lists)."""
+    if info.kind is tuple:
+        return list(value)
+    return float(value) if info.kind is float else value
 
 
-def specs_from_settings(cls, defaults: dict[str, Any] | None = None) -> list[ParamSpec]:
-    """One parameter per field of a settings dataclass (:mod:`diffuser_ros.settings`): same name,
-    doc, range, choices and unit; ``defaults`` replace field defaults (e.g. a preset's)."""
-    specs = []
-    for info in settings_of(cls):
-        default = (defaults or {}).get(info.name, info.default)
-        rng = {}
-        if info.range is not None:
-            key = "int_range" if info.kind is int else "float_range"
-            rng[key] = tuple(info.kind(v) for v in info.range)
-        specs.append(ParamSpec(info.name, info.kind(default), info.doc,
-                               read_only=not info.runtime, choices=info.choices,
-                               unit=info.unit, **rng))
-    return specs
+def declare_settings(node, cls, defaults: Mapping[str, Any] | None = None):
+    """Declare one parameter per setting of ``cls`` on ``node`` (overrides from YAML and ``-p``
+    apply; ``defaults`` replace field defaults) and return the settings they give.
 
-
-def planner_config_specs(preset_name: str = "") -> list[ParamSpec]:
-    """One parameter per PlannerConfig field; defaults are the preset's values where it has one."""
-    return specs_from_settings(PlannerConfig, PRESETS.get(preset_name, {}))
-
-
-def coerce_config_value(name: str, value: Any) -> Any:
-    """``value`` converted to the ROS type of PlannerConfig field ``name`` (e.g. 1 -> 1.0)."""
-    kind = type(getattr(PlannerConfig(), name))
-    return kind(value)
-
-
-def declare_parameters(node, specs: list[ParamSpec]) -> dict[str, Any]:
-    """Declare ``specs`` on ``node`` (overrides from YAML/CLI apply) and return their values.
-
-    Raises :class:`ParameterError` naming the parameter when an override has the wrong type,
-    is out of range or is not an allowed choice.
+    Raises :class:`ParameterError` naming the parameter when an override has the wrong type or
+    is out of range, or the settings reject the values (choices, combinations).
     """
     values = {}
-    for spec in specs:
+    for info in settings_of(cls, defaults):
         try:
-            value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+            value = node.declare_parameter(info.name, ros_value(info, info.default),
+                                           descriptor(info)).value
         except ParameterException as exc:
-            raise ParameterError(f"parameter '{spec.name}': {exc}") from None
+            raise ParameterError(f"parameter '{info.name}': {exc}") from None
+        values[info.name] = info.coerce(value)
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise ParameterError(f"invalid parameter: {exc}") from None
+
+
+class ParameterHandler:
+    """A node's parameters bound to its settings groups, declared once, validated and applied.
+
+    * :meth:`declare` declares a group (one parameter per setting) and keeps its settings;
+    * :meth:`bind` installs the callbacks: on-set builds the changed groups (each validates
+      itself), adds what ``implied`` derives from the change (e.g. a preset's values), and runs
+      ``check(new)``: a ``ValueError`` rejects the change with its message as the reason.
+      Post-set makes the new settings current, calls ``apply(old, new)`` and writes the implied
+      values into their parameters, so ``ros2 param get`` shows what is in effect.
+    """
+
+    def __init__(self, node) -> None:
+        self._node = node
+        self._current: dict[type, Any] = {}
+        self._pending: tuple[dict[type, Any], list[Parameter]] | None = None
+        self._check: Callable[[Mapping[type, Any]], None] | None = None
+        self._apply: Callable[[Mapping[type, Any], Mapping[type, Any]], None] | None = None
+        self._implied: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+    def declare(self, cls, defaults: Mapping[str, Any] | None = None):
+        """Declare ``cls``'s settings as parameters; returns the settings they give."""
+        self._current[cls] = declare_settings(self._node, cls, defaults)
+        return self._current[cls]
+
+    def get(self, cls):
+        """The settings of group ``cls`` in effect."""
+        return self._current[cls]
+
+    def bind(self, check: Callable[[Mapping[type, Any]], None] | None = None,
+             apply: Callable[[Mapping[type, Any], Mapping[type, Any]], None] | None = None,
+             implied: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        """Validate runtime changes with ``check`` and apply them with ``apply`` from now on."""
+        self._check, self._apply, self._implied = check, apply, implied
+        self._node.add_on_set_parameters_callback(self._on_set)
+        self._node.add_post_set_parameters_callback(self._on_post_set)
+
+    def _on_set(self, params: list[Parameter]) -> SetParametersResult:
+        given = {p.name: p.value for p in params}
+        implied = {k: v for k, v in (self._implied(given) if self._implied else {}).items()
+                   if k not in given}
+        changes = {**implied, **given}
+        new, sync = {}, []
         try:
-            spec.check(value)
-        except ValueError as exc:
-            raise ParameterError(str(exc)) from None
-        values[spec.name] = value
-    return values
+            for cls, settings in self._current.items():
+                infos = {info.name: info for info in settings_of(cls)}
+                mine = {n: infos[n].coerce(v) for n, v in changes.items() if n in infos}
+                new[cls] = dataclasses.replace(settings, **mine) if mine else settings
+                sync += [Parameter(n, value=ros_value(infos[n], v)) for n, v in implied.items()
+                         if n in infos]
+            if self._check is not None:
+                self._check(new)
+        except (ValueError, TypeError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._pending = (new, sync)
+        return SetParametersResult(successful=True)
 
-
-def defaults(specs: list[ParamSpec]) -> dict[str, Any]:
-    return {s.name: s.default for s in specs}
-
-
-def markdown_table(specs: list[ParamSpec]) -> str:
-    """The README table of ``specs``."""
-    rows = ["| Parameter | Default | Range / choices | Runtime | Description |",
-            "|---|---|---|---|---|"]
-    for s in specs:
-        rng = ""
-        if s.int_range:
-            rng = f"[{s.int_range[0]}, {s.int_range[1]}]"
-        elif s.float_range:
-            rng = f"[{s.float_range[0]:g}, {s.float_range[1]:g}]"
-        elif s.choices:
-            rng = ", ".join(f"`{c}`" if c else '`""`' for c in s.choices)
-        unit = f" ({s.unit})" if s.unit else ""
-        rows.append(f"| `{s.name}` | `{json.dumps(s.default)}` | {rng} | "
-                    f"{'read-only' if s.read_only else 'yes'} | {s.description}{unit} |")
-    return "\n".join(rows)
+    def _on_post_set(self, params: list[Parameter]) -> None:
+        if self._pending is None:
+            return
+        (new, sync), self._pending = self._pending, None
+        old, self._current = self._current, new
+        if self._apply is not None and new != old:
+            self._apply(old, new)
+        if sync:
+            self._node.set_parameters(sync)

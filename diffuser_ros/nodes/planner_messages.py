@@ -13,7 +13,7 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.time import Time
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from diffuser_ros.control import Command, ControllerStatus
+from diffuser_ros.control import ControllerStatus, ControlOutput
 from diffuser_ros.nodes.observation import JointStateMapping
 
 
@@ -28,15 +28,16 @@ def joint_indices(joints: list[str], mapping: JointStateMapping, from_joint_stat
             [n_positions + names.index(j) for j in joints])
 
 
-def trajectory(command: Command, joints: list[str], indices, period_ns: int) -> JointTrajectory:
-    """The chosen plan of a ``plan`` command as a JointTrajectory of the actuated ``joints``:
+def trajectory(output: ControlOutput, joints: list[str], indices,
+               period_ns: int) -> JointTrajectory:
+    """The chosen plan of a ``plan`` output as a JointTrajectory of the actuated ``joints``:
     predicted positions and velocities (when ``indices`` locate them), planned actions as
     ``effort``, stamped with the state the plan started from, one point per control period."""
-    plan = command.plan
+    plan = output.plan
     actions, observations = plan.best_actions, plan.best_observations
     positions, velocities = indices
     msg = JointTrajectory(joint_names=joints)
-    msg.header.stamp = Time(nanoseconds=command.stamp_ns or 0).to_msg()
+    msg.header.stamp = Time(nanoseconds=output.stamp_ns or 0).to_msg()
     for k in range(actions.shape[0]):
         t = k * period_ns
         point = JointTrajectoryPoint(
@@ -74,6 +75,8 @@ def diagnostic_status(status: ControllerStatus, name: str, device: str,
         "last_rejection": status.last_rejection,
         "resent_states": status.resent_states,
         "safe_actions": status.safe_actions,
+        "discarded_plans": status.discarded_plans,
+        "last_discard": status.last_discard,
         "best_value": f"{status.best_value:.4f}",
         "estop": _text(status.estop),
         "resets": status.resets,

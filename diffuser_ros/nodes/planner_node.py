@@ -24,17 +24,14 @@ changes are validated in the on-set callback and applied by the controller betwe
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Twist
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
@@ -42,22 +39,14 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from diffuser_ros.control import Command, ControllerSettings, RecedingHorizonController
+from diffuser_ros.control import ControllerSettings, ControlOutput, RecedingHorizonController
 from diffuser_ros.control.speed_loop import NEW_COMMAND
 from diffuser_ros.nodes import planner_messages
 from diffuser_ros.nodes.entry import run_node
-from diffuser_ros.nodes.observation import HOPPER_JOINTS, JointStateMapping, check_observation
-from diffuser_ros.nodes.parameters import (
-    CONFIG_FIELDS,
-    ParameterError,
-    ParamSpec,
-    coerce_config_value,
-    declare_parameters,
-    planner_config_specs,
-    specs_from_settings,
-)
+from diffuser_ros.nodes.node_settings import PlannerNodeSettings, planner_node_parameters
+from diffuser_ros.nodes.observation import JointStateMapping
+from diffuser_ros.nodes.parameters import ParameterError, ParameterHandler
 from diffuser_ros.planning import (
-    DEFAULT_PRESET,
     PRESETS,
     CheckpointError,
     PlannerConfig,
@@ -68,68 +57,12 @@ from diffuser_ros.planning import (
 )
 
 NODE_NAME = "planner_node"
-STATE_INPUTS = ("joint_states", "observation")
-RELIABILITIES = ("reliable", "best_effort")
 WARN_THROTTLE_S = 2.0
-HOPPER_ACTION_JOINTS = ("thigh_joint", "leg_joint", "foot_joint")
-CONTROLLER_FIELDS = tuple(info.name for info in specs_from_settings(ControllerSettings))
 _LOG_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
                logging.ERROR: "error"}
 
-PRESET_SPEC = ParamSpec(
-    "preset", DEFAULT_PRESET, "Base values of the planner settings: "
-    + ", ".join(sorted(PRESETS)) + " or '' (the PlannerConfig defaults). At start-up every "
-    "planner setting given explicitly wins over it; set at runtime, it writes its values into "
-    "the settings.", choices=("",) + tuple(sorted(PRESETS)))
-
-NODE_SPECS: list[ParamSpec] = [
-    ParamSpec("autostart", True, "Configure and activate at start-up; false leaves the node "
-              "unconfigured for 'ros2 lifecycle set'.", read_only=True),
-    ParamSpec("model_path", "", "Planner checkpoint folder; '' = the shipped Hopper model "
-              "(diffuser_ros/models/hopper).", read_only=True),
-    ParamSpec("state_input", "joint_states", "Where the state comes from: 'joint_states' "
-              "(sensor_msgs/JointState mapped by joint_names) or 'observation' (a flat "
-              "std_msgs/Float64MultiArray).", read_only=True, choices=STATE_INPUTS),
-    ParamSpec("state_topic", "joint_states", "JointState topic (state_input 'joint_states').",
-              read_only=True),
-    ParamSpec("observation_topic", "observation", "Float64MultiArray observation topic "
-              "(state_input 'observation').", read_only=True),
-    ParamSpec("action_topic", "action", "Float64MultiArray topic the actions go out on (a "
-              "forward command controller's 'commands').", read_only=True),
-    ParamSpec("cmd_vel_topic", "cmd_vel", "geometry_msgs/Twist topic whose linear.x commands "
-              "the forward speed (m/s), for command_timeout; needs a model with a command "
-              "value.", read_only=True),
-    ParamSpec("goal_topic", "~/goal", "trajectory_msgs/JointTrajectory topic of goal "
-              "constraints: each point's positions/velocities (NaN = free) are inpainted into "
-              "every plan at horizon index time_from_start / control_period; an empty "
-              "message clears the goal.", read_only=True),
-    ParamSpec("qos_depth", 1, "History depth of the state subscription (1 = newest only).",
-              read_only=True, int_range=(1, 1000)),
-    ParamSpec("qos_reliability", "reliable", "Reliability of the state subscription.",
-              read_only=True, choices=RELIABILITIES),
-    ParamSpec("joint_names", list(HOPPER_JOINTS), "Joints, in observation order, read from the "
-              "JointState by name.", read_only=True),
-    ParamSpec("position_skip", 1, "Leading joints of joint_names whose positions are left out of "
-              "the observation (Hopper-v5: 1, root x).", read_only=True, int_range=(0, 1000)),
-    ParamSpec("velocity_clip", 10.0, "Joint velocities are clipped to +-velocity_clip (Hopper-v5: "
-              "10); 0 disables.", read_only=True, float_range=(0.0, 1e9)),
-    ParamSpec("action_joints", list(HOPPER_ACTION_JOINTS), "The joints the action's entries "
-              "drive, in order (names of ~/planned_trajectory).", read_only=True),
-    ParamSpec("diagnostics_period", 1.0, "Period of the /diagnostics status.", read_only=True,
-              float_range=(0.01, 60.0), unit="s"),
-    ParamSpec("torch_threads", 0, "CPU threads torch plans with (torch.set_num_threads, for "
-              "the whole process); 0 = auto: one fewer than the machine's cores, leaving one "
-              "to the simulator and DDS.", read_only=True, int_range=(0, 1024)),
-]
-
-
-def parameter_specs(preset_name: str = DEFAULT_PRESET) -> list[ParamSpec]:
-    """Every parameter of the node, planner defaults taken from ``preset_name``."""
-    return ([PRESET_SPEC] + planner_config_specs(preset_name)
-            + specs_from_settings(ControllerSettings) + NODE_SPECS)
-
-
-PLANNER_SPECS = parameter_specs()
+# Every parameter of the node (settings groups of nodes/node_settings.py), shipped defaults.
+PLANNER_NODE_PARAMETERS = planner_node_parameters()
 
 
 class StartupError(RuntimeError):
@@ -146,19 +79,16 @@ class PlannerNode(LifecycleNode):
         self.configure_error = ""
         self._interfaces: list = []
         self._engaged_pub = None
-        self._sync_parameters: list[Parameter] = []
+        self._torch_threads = 0  # set at configure: the threads torch actually uses
+        self._autostarting = False
+        # The parameters: declared once from the settings groups, validated and applied here.
+        self.parameter_handler = ParameterHandler(self)
         try:
-            preset_value = self.declare_parameter(
-                PRESET_SPEC.name, PRESET_SPEC.default, PRESET_SPEC.descriptor()).value
-            if preset_value not in PRESET_SPEC.choices:
-                raise ParameterError(f"preset must be one of {list(PRESET_SPEC.choices)}, "
-                                     f"got {preset_value!r}")
-            self._p = {"preset": preset_value,
-                       **declare_parameters(self, parameter_specs(preset_value)[1:])}
-            self._config = PlannerConfig(**{n: self._p[n] for n in CONFIG_FIELDS})
-            self._settings = ControllerSettings(**{n: self._p[n] for n in CONTROLLER_FIELDS})
-            self._mapping = JointStateMapping(tuple(self._p["joint_names"]),
-                                              self._p["position_skip"], self._p["velocity_clip"])
+            own = self.parameter_handler.declare(PlannerNodeSettings)
+            self.parameter_handler.declare(PlannerConfig, PRESETS.get(own.preset))
+            self.parameter_handler.declare(ControllerSettings)
+            self._mapping = JointStateMapping(tuple(own.joint_names), own.position_skip,
+                                              own.velocity_clip)
             resolve_device(self._config.device)
         except ParameterError:
             self.destroy_node()
@@ -166,8 +96,8 @@ class PlannerNode(LifecycleNode):
         except ValueError as exc:
             self.destroy_node()
             raise StartupError(f"invalid parameter: {exc}") from None
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.add_post_set_parameters_callback(self._after_set_parameters)
+        self.parameter_handler.bind(check=self._check_parameters, apply=self._apply_parameters,
+                                    implied=_preset_values)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         # Says why nothing happens when simulation time never starts (no /clock).
         self._clock_check = self.create_timer(WARN_THROTTLE_S, self._check_clock, clock=steady)
@@ -179,7 +109,12 @@ class PlannerNode(LifecycleNode):
             self.get_logger().info("autostart is false: waiting for 'ros2 lifecycle set "
                                    f"{self.get_fully_qualified_name()} configure'")
             return
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        self._autostarting = True  # a failure is reported once, by the caller (cannot start)
+        try:
+            configured = self.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        finally:
+            self._autostarting = False
+        if not configured:
             raise StartupError(self.configure_error or "configure failed")
         if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
             raise StartupError("activate failed")
@@ -206,7 +141,8 @@ class PlannerNode(LifecycleNode):
             self._configure()
         except (CheckpointError, StartupError) as exc:
             self.configure_error = str(exc)
-            self.get_logger().error(f"configure failed: {exc}")
+            if not self._autostarting:  # else autostart raises it: one report, not two
+                self.get_logger().error(f"configure failed: {exc}")
             self._release()
             return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
@@ -240,7 +176,7 @@ class PlannerNode(LifecycleNode):
     def _configure(self) -> None:
         p = self._p
         model_path = p["model_path"] or str(default_model_path())
-        threads = set_cpu_threads(p["torch_threads"])
+        self._torch_threads = threads = set_cpu_threads(p["torch_threads"])
         # Load with the checkpoint's architecture, then apply the ROS settings, so a setting the
         # model cannot take is reported as a parameter error, not as a corrupt checkpoint.
         self.planner = load_planner(model_path, device=self._config.device)  # CheckpointError
@@ -261,14 +197,12 @@ class PlannerNode(LifecycleNode):
             raise StartupError(f"action_joints names {len(p['action_joints'])} joints but model "
                                f"{model_path} has {spec.action_dim} actions")
         warmup = self._warm_up()
-        tracker = self._make_tracker()
-        if self._settings.execution == "tracking" and tracker is None:
-            raise StartupError(f"execution 'tracking' needs the robot's MuJoCo model, and model "
-                               f"{model_path} names no environment to take it from "
-                               f"(env_id {spec.env_id!r})")
-        self.controller = RecedingHorizonController(
-            self.planner, self._settings, clock=lambda: self.get_clock().now().nanoseconds,
-            emit=self._publish, log=self._log, tracker=tracker)
+        try:
+            self.controller = RecedingHorizonController(
+                self.planner, self._settings, clock=lambda: self.get_clock().now().nanoseconds,
+                emit=self._publish, log=self._log, tracker=self._make_tracker())
+        except ValueError as exc:  # e.g. execution 'tracking' without the robot's model
+            raise StartupError(f"{exc} (model {model_path}, env_id {spec.env_id!r})") from None
         self._joint_indices = planner_messages.joint_indices(
             list(p["action_joints"]), self._mapping, p["state_input"] == "joint_states")
         self._create_interfaces()
@@ -365,19 +299,17 @@ class PlannerNode(LifecycleNode):
     def _on_joint_state(self, msg: JointState) -> None:
         try:
             obs = self._mapping.observation(msg.name, msg.position, msg.velocity)
-        except ValueError as exc:
-            self._reject(str(exc))
+        except ValueError as exc:  # the message does not even map onto the joints
+            self.controller.reject(str(exc))
+            self._warn_rejected()
             return
         stamp = Time.from_msg(msg.header.stamp).nanoseconds
-        self.controller.offer(obs, stamp or None)
+        if not self.controller.offer(obs, stamp or None):
+            self._warn_rejected()
 
     def _on_observation(self, msg: Float64MultiArray) -> None:
-        try:
-            obs = check_observation(msg.data, self.planner.spec.observation_dim)
-        except ValueError as exc:
-            self._reject(str(exc))
-            return
-        self.controller.offer(obs)
+        if not self.controller.offer(msg.data):
+            self._warn_rejected()
 
     def _on_cmd_vel(self, msg: Twist) -> None:
         speed = msg.linear.x
@@ -409,36 +341,36 @@ class PlannerNode(LifecycleNode):
         else:
             self.get_logger().info("goal cleared")
 
-    def _reject(self, reason: str) -> None:
-        self.controller.reject(reason)
-        self.get_logger().warning(f"rejected state (not planned on): {reason}",
-                                  throttle_duration_sec=WARN_THROTTLE_S)
+    def _warn_rejected(self) -> None:
+        self.get_logger().warning(
+            f"rejected state (not planned on): {self.controller.last_rejection}",
+            throttle_duration_sec=WARN_THROTTLE_S)
 
     # -- outputs ----------------------------------------------------------------------------
-    def _publish(self, command: Command) -> None:
+    def _publish(self, output: ControlOutput) -> None:
         """The controller's output (called under its output lock)."""
         if not self.context.ok():
             return  # shutting down: nothing may be published any more
-        self._action_pub.publish(Float64MultiArray(data=command.action.reshape(-1).tolist()))
-        if command.kind == "plan" and self._trajectory_pub.get_subscription_count() > 0:
-            self._trajectory_pub.publish(self.trajectory_message(command))
+        self._action_pub.publish(Float64MultiArray(data=output.action.reshape(-1).tolist()))
+        if output.kind == "plan" and self._trajectory_pub.get_subscription_count() > 0:
+            self._trajectory_pub.publish(self.trajectory_message(output))
 
-    def trajectory_message(self, command: Command) -> JointTrajectory:
+    def trajectory_message(self, output: ControlOutput) -> JointTrajectory:
         """The chosen plan as a JointTrajectory (see :func:`planner_messages.trajectory`)."""
-        return planner_messages.trajectory(command, list(self._p["action_joints"]),
+        return planner_messages.trajectory(output, list(self._p["action_joints"]),
                                            self._joint_indices,
                                            self.controller.settings.control_period_ns)
 
     def _on_tick(self) -> None:
-        command = self.controller.tick()
-        if command is not None and command.kind == "safe":
+        output = self.controller.tick()
+        if output is not None and output.kind == "safe":
             hint = ""
-            if "clocks disagree" in command.reason:
+            if "clocks disagree" in output.reason:
                 hint = (" (state stamps and node clock disagree: use use_sim_time:=true when "
                         "the state comes from a simulator publishing /clock)")
             if self.controller.active and not self.controller.estop:
                 self.get_logger().warning(
-                    f"{command.reason} (state_timeout {self.controller.settings.state_timeout} "
+                    f"{output.reason} (state_timeout {self.controller.settings.state_timeout} "
                     f"s): publishing the safe action{hint}",
                     throttle_duration_sec=WARN_THROTTLE_S)
 
@@ -477,51 +409,44 @@ class PlannerNode(LifecycleNode):
         return response
 
     # -- parameters -------------------------------------------------------------------------
-    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        """Validate (on-set); applied in the post-set callback and by the controller."""
-        names = {p.name: p.value for p in params}
-        changes = {n: v for n, v in names.items() if n in CONFIG_FIELDS}
-        preset_name = names.get("preset")
-        if preset_name:
-            changes = {**PRESETS[preset_name], **changes}
-        try:
-            config = self._config.replace(**changes) if changes else self._config
-            if self.controller is not None:
-                self.controller.check_config(config)
-            else:
-                config.validate()
-                resolve_device(config.device)
-            settings = dataclasses.replace(self._settings, **{
-                n: v for n, v in names.items() if n in CONTROLLER_FIELDS})
-            if settings.execution == "tracking" and self.controller is not None and \
-                    not self.controller.has_tracker:
-                raise ValueError("execution 'tracking' is unavailable: no robot model (see the "
-                                 "log at configure)")
-        except (ValueError, TypeError) as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        self._pending = (config, settings, [
-            Parameter(n, value=coerce_config_value(n, getattr(config, n)))
-            for n in PRESETS.get(preset_name or "", {}) if n not in names])
-        return SetParametersResult(successful=True)
+    @property
+    def _p(self) -> dict:
+        """The node's own settings in effect (:class:`PlannerNodeSettings`), name -> value."""
+        return vars(self.parameter_handler.get(PlannerNodeSettings))
 
-    def _after_set_parameters(self, params: list[Parameter]) -> None:
-        config, settings, sync = self._pending
+    @property
+    def _config(self) -> PlannerConfig:
+        return self.parameter_handler.get(PlannerConfig)
+
+    @property
+    def _settings(self) -> ControllerSettings:
+        return self.parameter_handler.get(ControllerSettings)
+
+    def _check_parameters(self, new) -> None:
+        """On-set, after the settings validated themselves: what only the node knows (the
+        model's limits, device availability, a tracker for 'tracking'). Raises ValueError."""
+        config = new[PlannerConfig]
         if config != self._config:
-            self._config = config
             if self.controller is not None:
-                self.controller.request_config(config)
-        if settings != self._settings:
-            self._settings = settings
-            if self.controller is not None:
-                self.controller.update_settings(**{n: getattr(settings, n)
-                                                   for n in CONTROLLER_FIELDS
-                                                   if n != "latency_window"})
-                self._tick_timer.timer_period_ns = settings.control_period_ns
-        for p in params:
-            if p.name == "preset":
-                self._p["preset"] = p.value
-        if sync:  # show the preset's values in the individual parameters
-            self.set_parameters(sync)
+                self.controller.planner.check_config(config)
+            else:
+                resolve_device(config.device)
+        if self.controller is not None:
+            self.controller.check_settings(**{
+                n: v for n, v in vars(new[ControllerSettings]).items() if n != "latency_window"})
+
+    def _apply_parameters(self, old, new) -> None:
+        """Post-set: planner settings go to the controller (applied between two plans),
+        controller settings at once."""
+        if self.controller is None:
+            return
+        if new[PlannerConfig] != old[PlannerConfig]:
+            self.controller.request_config(new[PlannerConfig])
+        settings = new[ControllerSettings]
+        if settings != old[ControllerSettings]:
+            self.controller.update_settings(**{
+                n: v for n, v in vars(settings).items() if n != "latency_window"})
+            self._tick_timer.timer_period_ns = settings.control_period_ns
 
     # -- diagnostics ------------------------------------------------------------------------
     def diagnostics(self) -> DiagnosticStatus:
@@ -534,7 +459,7 @@ class PlannerNode(LifecycleNode):
             status, self._diagnostics_name(), str(self.planner.device), {
                 "lifecycle_state": self.lifecycle_state,
                 "state_input": self._p["state_input"],
-                "torch_threads": self._p["torch_threads"],
+                "torch_threads": self._torch_threads,
                 "preset": self._p["preset"]})
 
     def _diagnostics_name(self) -> str:
@@ -545,6 +470,11 @@ class PlannerNode(LifecycleNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         if self.context.ok():
             self._diagnostics_pub.publish(msg)
+
+
+def _preset_values(given: dict) -> dict:
+    """The values a ``preset`` set at runtime writes into the planner settings."""
+    return dict(PRESETS.get(given.get("preset") or "", {}))
 
 
 def _describe_constraints(constraints: dict) -> str:
@@ -567,5 +497,4 @@ if __name__ == "__main__":
     main(sys.argv)
 
 
-__all__ = ["NODE_NAME", "PLANNER_SPECS", "PlannerNode", "StartupError", "main",
-           "parameter_specs"]
+__all__ = ["NODE_NAME", "PLANNER_NODE_PARAMETERS", "PlannerNode", "StartupError", "main"]

@@ -21,7 +21,7 @@ from diffuser_ros.planning.models import (
 )
 from diffuser_ros.planning.normalizer import GaussianNormalizer
 from diffuser_ros.planning.objective import CommandSpec, Objective
-from diffuser_ros.planning.planner import DiffusionPlanner, Plan, PlannerSpec
+from diffuser_ros.planning.planner import DiffusionPlanner, Plan, PlannerSpec, PlanningError
 from diffuser_ros.planning.schedule import DiffusionSchedule, make_scheduler
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "Plan",
     "PlannerConfig",
     "PlannerSpec",
+    "PlanningError",
     "build_unet",
     "default_model_path",
     "build_value_function",

@@ -58,6 +58,11 @@ class PlannerConfig:
                         range=(-1, 2**31 - 1))
     device: str = setting("auto", "'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or "
                           "'cuda:N'.")
+    state_limit: float = setting(10.0, "Plausible states: a state (or goal) entry further than "
+                                 "this many of the model's data standard deviations from the "
+                                 "data mean is refused, naming the entry and the bound (the "
+                                 "model cannot plan from there, and normalising it could "
+                                 "overflow).", range=(1.0, 1e6), unit="std")
 
     def __post_init__(self) -> None:
         self.validate()

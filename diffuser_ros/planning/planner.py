@@ -31,11 +31,16 @@ from diffuser_ros.planning.normalizer import GaussianNormalizer
 from diffuser_ros.planning.objective import CommandSpec, Objective
 from diffuser_ros.planning.sampler import Conditioning, GuideSettings, guided_sample
 from diffuser_ros.planning.schedule import DiffusionSchedule, timestep_sequence
+from diffuser_ros.robots import robot_for_env
 
 LOG = logging.getLogger(__name__)
 
 # {horizon index: (observation dims, raw observation values)}; values [C] or [B, C].
 Constraints = Mapping[int, tuple[Sequence[int], np.ndarray]]
+
+
+class PlanningError(RuntimeError):
+    """A plan came out unusable (non-finite values); it was discarded, warm start included."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,34 @@ class DiffusionPlanner:
         """The command-conditioned value function (``None``: the model has none)."""
         return self._command_value
 
+    @property
+    def warm_start_plan(self) -> torch.Tensor | None:
+        """The previous best plan the next plan warm-starts from (normalised, ``[B, D, H]``;
+        None: the next plan starts cold)."""
+        return self._previous
+
+    def objective(self, command=None, n_candidates: int = 1) -> Objective:
+        """What guides and ranks the samples: the value function, or with ``command`` (one speed
+        per robot) the weighted command terms of the config (eager networks)."""
+        networks = (self._unet, self._value, self._command_value)
+        return self._objective(networks, self.check_command(command, np.size(command)),
+                               n_candidates)
+
+    @property
+    def coefficients(self):
+        """The sampler's schedule constants for the configured step sequence."""
+        return self._coefficients
+
+    def use_coefficients(self, coefficients) -> None:
+        """Sample with these schedule constants (same fields and steps as :attr:`coefficients`)
+        until the next :meth:`configure`: e.g. another implementation's float32 constants, to
+        compare with it bit for bit."""
+        if type(coefficients) is not type(self._coefficients) or \
+                len(coefficients.timesteps) != len(self._coefficients.timesteps):
+            raise ValueError("coefficients must match the configured step sequence")
+        with self._lock:
+            self._coefficients = coefficients
+
     # -- settings ---------------------------------------------------------------------------
     def configure(self, config: PlannerConfig) -> None:
         """Apply new settings (validated against the model first); takes effect between plans."""
@@ -215,10 +248,14 @@ class DiffusionPlanner:
         ``command``: the commanded forward speed (m/s; a number, or ``[B]``), planned for with
         the command terms of the objective (``command_weight``, ``speed_cost_weight``); ``None``
         plans for the learned return alone.
-        Raises ``ValueError`` for non-finite or wrongly sized input.
+        Raises ``ValueError`` for input it cannot plan from (see :meth:`check_observation`,
+        :meth:`check_command`, :meth:`check_constraints`) and :class:`PlanningError` when the
+        plan came out non-finite (then nothing of it is kept: the next call starts cold).
         """
-        obs, single = self._check_observation(observation)
-        command = self._check_command(command, obs.shape[0])
+        obs = self.check_observation(observation)
+        single = obs.ndim == 1
+        obs = np.atleast_2d(obs)
+        command = self.check_command(command, obs.shape[0])
         if isinstance(warm_start_shift, bool) or not isinstance(warm_start_shift, int) or \
                 warm_start_shift < 0:
             raise ValueError(f"warm_start_shift must be an integer >= 0, got {warm_start_shift!r}")
@@ -269,6 +306,9 @@ class DiffusionPlanner:
 
         x = x.view(n_env, n_cand, dim, horizon)
         values = values.view(n_env, n_cand)
+        if not (torch.isfinite(x).all() and torch.isfinite(values).all()):
+            self._previous = None  # never warm-start from a poisoned plan
+            raise PlanningError("the plan has non-finite values (discarded, warm start dropped)")
         best = values.argmax(dim=1)
         self._previous = x[torch.arange(n_env, device=x.device), best].clone()
 
@@ -291,10 +331,110 @@ class DiffusionPlanner:
                           result.values[0], result.best[0], warm)
         return result
 
+    # -- the checks of what enters a plan: one each, one wording ------------------------------
+    def state_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The plausible range of each observation entry: the model's data mean ± ``state_limit``
+        standard deviations (its normaliser), widened to the velocity range the robot's
+        observation clips to (every velocity the environment reports is in the data's range).
+        Outside it the model has seen nothing to plan from, and far outside it normalising
+        would overflow float32."""
+        mean, std = self.normalizer.observation_mean, self.normalizer.observation_std
+        limit = self.config.state_limit
+        low, high = mean - limit * std, mean + limit * std
+        robot = self._robot()
+        if robot is not None and robot.velocity_clip > 0:
+            velocities = slice(robot.observation_dim - len(robot.joints), None)
+            low[velocities] = np.minimum(low[velocities], -robot.velocity_clip)
+            high[velocities] = np.maximum(high[velocities], robot.velocity_clip)
+        return low, high
+
+    def observation_labels(self) -> tuple[str, ...]:
+        """How errors name each observation entry (the robot's joint labels where known)."""
+        robot = self._robot()
+        if robot is not None:
+            return robot.observation_labels
+        return tuple(f"observation[{i}]" for i in range(self.spec.observation_dim))
+
+    def _robot(self):
+        """The robot entry of the model's environment (None: unknown, or another layout)."""
+        robot = robot_for_env(self.spec.env_id)
+        return robot if robot is not None and \
+            robot.observation_dim == self.spec.observation_dim else None
+
+    def check_observation(self, observation) -> np.ndarray:
+        """``observation`` as float64 ``[obs_dim]`` or ``[B, obs_dim]``; ``ValueError`` naming
+        the entry when it is not numeric, has the wrong shape, is not finite or lies outside
+        :meth:`state_bounds`."""
+        try:
+            obs = np.asarray(observation, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"state is not numeric: {exc}") from None
+        dim = self.spec.observation_dim
+        if obs.ndim not in (1, 2) or obs.shape[-1] != dim or obs.size == 0:
+            raise ValueError(f"state has shape {list(obs.shape)}; the model expects [{dim}] or "
+                             f"[B, {dim}]")
+        self._check_in_bounds(obs, np.arange(dim), "state")
+        return obs
+
     def check_constraints(self, constraints: Constraints | None) -> None:
         """``ValueError`` unless ``constraints`` can condition a plan of one observation."""
         if constraints:
             self._conditioning(self.normalizer.observation_mean[None], constraints, 1, 1)
+
+    def check_command(self, command, n_env: int = 1) -> np.ndarray | None:
+        """The commanded speed(s) as ``[n_env]`` (None: no command); ``ValueError`` when it is
+        not numeric or finite, not one per observation, outside the speeds the command value
+        was trained for, or the model cannot plan for a speed at all."""
+        if command is None:
+            return None
+        try:
+            values = np.asarray(command, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"command is not numeric: {exc}") from exc
+        if values.size == 1:
+            values = np.repeat(values, n_env)
+        if values.size != n_env:
+            raise ValueError(f"command must be one speed or one per observation ({n_env}), got "
+                             f"{np.shape(command)}")
+        if not np.isfinite(values).all():
+            raise ValueError(f"commanded speed must be finite, got {values.tolist()}")
+        if self.spec.speed_index is None:
+            raise ValueError("this model's spec names no forward-velocity index (speed_index): "
+                             "it cannot plan for a speed command")
+        if self.command_spec is None:
+            if self.config.speed_cost_weight == 0:
+                raise ValueError("the model has no command value (command_value/): it cannot "
+                                 "plan for a speed command unless speed_cost_weight > 0")
+            return values
+        low, high = self.command_spec.speed_range
+        outside = values[(values < low) | (values > high)]
+        if outside.size:
+            raise ValueError(f"commanded speed {outside[0]:.3f} m/s is outside the speeds the "
+                             f"model's command value was trained for [{low:.2f}, {high:.2f}] m/s")
+        return values
+
+    def check_config(self, config: PlannerConfig) -> None:
+        """``ValueError`` unless this model can plan with ``config`` (on its device)."""
+        config.validate(self.schedule.num_train_timesteps)
+        resolve_device(config.device)
+
+    def _check_in_bounds(self, values: np.ndarray, dims: np.ndarray, what: str) -> None:
+        """``values [..., len(dims)]`` of observation entries ``dims``: finite and plausible."""
+        labels = self.observation_labels()
+        finite = np.isfinite(values)
+        if not finite.all():
+            bad = [labels[d] for d in sorted({int(dims[i]) for i in np.argwhere(~finite)[:, -1]})]
+            raise ValueError(f"{what} has non-finite values (NaN/Inf) in {', '.join(bad)}; "
+                             "refusing to plan on it")
+        low, high = (bound[dims] for bound in self.state_bounds())
+        outside = np.argwhere((values < low) | (values > high))
+        if outside.size:
+            i = int(outside[0, -1])
+            value = values[tuple(outside[0])]
+            raise ValueError(
+                f"{what} {labels[dims[i]]} = {value:.6g} is outside the plausible range "
+                f"[{low[i]:.4g}, {high[i]:.4g}] (the model's data mean ± state_limit "
+                f"{self.config.state_limit:g} std); refusing to plan on it")
 
     # -- helpers ----------------------------------------------------------------------------
     def _objective(self, networks, command: np.ndarray | None, n_cand: int) -> Objective:
@@ -314,45 +454,6 @@ class DiffusionPlanner:
         objective.speed_mean = float(self.normalizer.observation_mean[index])
         objective.speed_std = float(self.normalizer.observation_std[index])
         return objective
-
-    def _check_command(self, command, n_env: int) -> np.ndarray | None:
-        if command is None:
-            return None
-        try:
-            values = np.asarray(command, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"command is not numeric: {exc}") from exc
-        if values.size == 1:
-            values = np.repeat(values, n_env)
-        if values.size != n_env:
-            raise ValueError(f"command must be one speed or one per observation ({n_env}), got "
-                             f"{np.shape(command)}")
-        if not np.isfinite(values).all():
-            raise ValueError("command must be finite")
-        if self.spec.speed_index is None:
-            raise ValueError("this model's spec names no forward-velocity index (speed_index): "
-                             "it cannot plan for a speed command")
-        if self.command_spec is None and self.config.speed_cost_weight == 0:
-            raise ValueError("this model has no command value function; a speed command needs "
-                             "speed_cost_weight > 0")
-        return values
-
-    def _check_observation(self, observation) -> tuple[np.ndarray, bool]:
-        try:
-            obs = np.asarray(observation, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"observation is not numeric: {exc}") from exc
-        single = obs.ndim == 1
-        if single:
-            obs = obs[None]
-        if obs.ndim != 2 or obs.shape[1] != self.spec.observation_dim or obs.shape[0] == 0:
-            raise ValueError(f"observation must have shape [{self.spec.observation_dim}] or "
-                             f"[B, {self.spec.observation_dim}], got {np.shape(observation)}")
-        if not np.isfinite(obs).all():
-            bad = sorted(set(np.argwhere(~np.isfinite(obs))[:, 1].tolist()))
-            raise ValueError(f"observation has non-finite values (NaN/Inf) in dimension(s) {bad}; "
-                             "refusing to plan on it")
-        return obs, single
 
     def _conditioning(self, obs: np.ndarray, constraints, n_env: int, n_cand: int) -> Conditioning:
         act_dim, obs_dim = self.spec.action_dim, self.spec.observation_dim
@@ -375,8 +476,7 @@ class DiffusionPlanner:
             if vals.shape != (n_env, dims.size):
                 raise ValueError(f"constraint at {h}: values must have shape [{dims.size}] or "
                                  f"[{n_env}, {dims.size}], got {np.shape(values)}")
-            if not np.isfinite(vals).all():
-                raise ValueError(f"constraint at {h}: values must be finite")
+            self._check_in_bounds(vals, dims, f"constraint at {h}:")
             norm = (vals - self.normalizer.observation_mean[dims]) / \
                 self.normalizer.observation_std[dims]
             entries.append((int(h), torch.as_tensor(dims + act_dim, device=self.device),

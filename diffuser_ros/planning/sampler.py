@@ -54,11 +54,6 @@ class GuideSettings:
 Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def value_score(value_function: UNet1DModel) -> Score:
-    """The original guide: the value function's prediction, ``[B]``."""
-    return lambda x, t: value_function(x, t).sample.squeeze(-1)
-
-
 def value_and_grad(objective: Score, x: torch.Tensor, t: torch.Tensor):
     """Score of each sample and its gradient w.r.t. the sample (the models' weights frozen)."""
     with torch.enable_grad():

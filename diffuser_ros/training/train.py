@@ -50,6 +50,8 @@ from diffuser_ros.planning.normalizer import GaussianNormalizer
 from diffuser_ros.planning.objective import CommandSpec, command_value_input
 from diffuser_ros.planning.planner import PlannerSpec
 from diffuser_ros.planning.schedule import DiffusionSchedule, make_scheduler
+from diffuser_ros.robots import DEFAULT_ROBOT, env_robot
+from diffuser_ros.settings import add_arguments, check_fields, given_arguments, setting
 from diffuser_ros.training.sequences import CommandValueDataset, SequenceDataset
 
 LOG = logging.getLogger("diffuser_ros.train")
@@ -71,48 +73,62 @@ class ConstantDecayEMA(EMAModel):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One network's training run. Defaults follow the released Diffuser locomotion config."""
+    """One network's training run. Defaults follow the released Diffuser locomotion config; each
+    setting is also a ``diffuser-ros-train`` flag (``--batch-size`` for ``batch_size``)."""
 
-    model: str = "diffusion"  # "diffusion" (temporal U-Net), "value" or "command_value"
-    horizon: int = 32
-    channels: tuple[int, ...] = (32, 64, 128, 256)
-    n_diffusion_steps: int = 20
-    steps: int = 100_000
-    batch_size: int = 32  # windows per forward pass and process (original: 32)
-    grad_accum: int = 2  # forward passes per optimiser step (original: 2, so 64 windows a step)
-    learning_rate: float = 2e-4
-    ema_decay: float = 0.995  # flat, as the original (no warm-up ramp)
-    ema_every: int = 10
-    ema_start: int = 2000  # before this step the EMA copies the weights (original: 2000)
-    mixed_precision: str = "no"  # Accelerate's: "no", "fp16" or "bf16" (GPU)
-    action_weight: float = 10.0  # loss weight of the first action (diffusion model)
-    discount: float = 0.997
-    termination_penalty: float = -100.0
-    max_episode_length: int = 1000
-    # the command value only: the forward-speed observation, the commands trained on (uniform)
-    # and the width of the speed-tracking reward exp(-((v - command) / width)^2)
-    speed_index: int = 5
-    command_low: float = 1.0
-    command_high: float = 4.0
-    reward_width: float = 0.5
-    checkpoint_every: int = 5000
-    log_every: int = 100
-    seed: int = 0
-    device: str = "auto"
-    extra: dict = field(default_factory=dict)
+    model: str = setting("diffusion", "The network: 'diffusion' (temporal U-Net), 'value' or "
+                         "'command_value' (the subcommand).", choices=MODELS)
+    horizon: int = setting(32, "Planning horizon: steps per training window.",
+                           range=(1, 100_000))
+    channels: tuple[int, ...] = setting((32, 64, 128, 256), "U-Net block channels, "
+                                        "comma-separated.")
+    n_diffusion_steps: int = setting(20, "Diffusion steps of the noise schedule.",
+                                     range=(1, 100_000))
+    steps: int = setting(100_000, "Optimiser steps to train to (the original's n_train_steps).",
+                         range=(1, 10**12))
+    batch_size: int = setting(32, "Windows per forward pass and process (original: 32).",
+                              range=(1, 10**9))
+    grad_accum: int = setting(2, "Forward passes per optimiser step; windows a step = "
+                              "batch-size x grad-accum x processes (default 32 x 2 = the "
+                              "original's 64).", range=(1, 10**6))
+    learning_rate: float = setting(2e-4, "Adam learning rate.", range=(0.0, 1e3))
+    ema_decay: float = setting(0.995, "Flat EMA decay (the original's, no warm-up ramp).",
+                               range=(0.0, 1.0))
+    ema_every: int = setting(10, "Optimiser steps between EMA updates.", range=(1, 10**12))
+    ema_start: int = setting(2000, "Optimiser step from which the EMA averages (before: copies "
+                             "the weights; original: 2000).", range=(0, 10**12))
+    mixed_precision: str = setting("no", "Accelerate's mixed precision (GPU; on the command "
+                                   "line the default is accelerate launch's --mixed_precision, "
+                                   "else no).", choices=MIXED_PRECISION)
+    action_weight: float = setting(10.0, "Loss weight of the first action (diffusion model).",
+                                   range=(0.0, 1e9))
+    discount: float = setting(0.997, "Discount of the value targets, in (0, 1].",
+                              range=(0.0, 1.0))
+    termination_penalty: float = setting(-100.0, "Reward added at a terminal step.",
+                                         range=(-1e9, 1e9))
+    max_episode_length: int = setting(1000, "Episode length of the data (value targets).",
+                                      range=(1, 10**9))
+    speed_index: int = setting(5, "Command value: the forward-speed entry of the observation.",
+                               range=(0, 100_000))
+    command_low: float = setting(1.0, "Command value: the lowest commanded speed trained on "
+                                 "(uniform).", range=(-1e3, 1e3), unit="m/s")
+    command_high: float = setting(4.0, "Command value: the highest commanded speed trained on.",
+                                  range=(-1e3, 1e3), unit="m/s")
+    reward_width: float = setting(0.5, "Command value: width of the speed-tracking reward "
+                                  "exp(-((v - command) / width)^2).", range=(1e-6, 1e3),
+                                  unit="m/s")
+    checkpoint_every: int = setting(5000, "Optimiser steps between checkpoints.",
+                                    range=(1, 10**12))
+    log_every: int = setting(100, "Optimiser steps between log lines.", range=(1, 10**12))
+    seed: int = setting(0, "Seed of the weights and of the sampling generator.")
+    device: str = setting("auto", "'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or "
+                          "'cuda:N'.")
+    extra: dict = field(default_factory=dict)  # free-form, stored with the checkpoint
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        check_fields(self)
         check_horizon(self.horizon, self.channels)
-        for name in ("steps", "batch_size", "grad_accum", "ema_every", "checkpoint_every",
-                     "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, "
-                             f"got {self.mixed_precision!r}")
-        if not 0.0 < self.discount <= 1.0:
+        if not 0.0 < self.discount:
             raise ValueError("discount must be in (0, 1]")
 
     def architecture(self) -> dict:
@@ -391,18 +407,17 @@ def load_trained(run_dir: str | Path, model: str, use_ema: bool = True):
     return net, state
 
 
-def export(run_dir: str | Path, dest: str | Path, env_id: str = "Hopper-v5",
+def export(run_dir: str | Path, dest: str | Path, env_id: str = DEFAULT_ROBOT.env_id,
            defaults: PlannerConfig | None = None, fp16: bool = False,
            extra: dict | None = None) -> Path:
-    """Assemble the planner folder from the two runs' EMA weights."""
-    import gymnasium as gym
-
+    """Assemble the planner folder from the two runs' EMA weights; the action bounds are those
+    of the robot whose environment is ``env_id``."""
     unet, unet_state = load_trained(run_dir, "diffusion")
     value, value_state = load_trained(run_dir, "value")
     if unet_state["normalizer"] != value_state["normalizer"]:
         raise ValueError("the diffusion and value runs used different normalisers (datasets?)")
     normalizer = GaussianNormalizer.from_dict(unet_state["normalizer"])
-    env = gym.make(env_id)
+    env = env_robot(env_id).make_env()
     spec = PlannerSpec(normalizer.observation_dim, normalizer.action_dim,
                        unet_state["architecture"]["horizon"],
                        tuple(float(x) for x in env.action_space.low),
@@ -441,30 +456,20 @@ def export_command_value(run_dir: str | Path, dest: str | Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    defaults = TrainConfig()
     for name in MODELS:
         p = sub.add_parser(name, help=f"train the {name} network (resumes from --out)")
         p.add_argument("--dataset", type=Path, required=True)
         p.add_argument("--out", type=Path, required=True)
-        p.add_argument("--channels", default=",".join(map(str, defaults.channels)))
         p.add_argument("--threads", type=int, default=0,
                        help="torch CPU threads per process (0: default)")
-        for f in dataclasses.fields(TrainConfig):
-            if f.name in ("model", "channels", "extra", "mixed_precision"):
-                continue
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
-                           help=HELP.get(f.name))
+        add_arguments(p, TrainConfig, exclude=("model",))  # the subcommand is the model
         p.add_argument("--normalizer", type=Path, default=None,
                        help="normalizer.json to use instead of fitting one to the dataset (a "
                             "command value for an existing model must see its normalisation)")
-        p.add_argument("--mixed-precision", choices=MIXED_PRECISION,
-                       default=os.environ.get("ACCELERATE_MIXED_PRECISION", "no"),
-                       help="Accelerate's mixed precision (GPU; default: accelerate launch's "
-                            "--mixed_precision, else no)")
     p = sub.add_parser("export", help="write the planner folder from both runs")
     p.add_argument("--out", type=Path, required=True, help="the training run folder")
     p.add_argument("--dest", type=Path, required=True)
-    p.add_argument("--env-id", default="Hopper-v5")
+    p.add_argument("--env-id", default=DEFAULT_ROBOT.env_id)
     p.add_argument("--fp16", action="store_true", help="store weights in float16 (half size)")
     p.add_argument("--defaults", type=json.loads, default={},
                    help='default planner settings as JSON, e.g. \'{"n_candidates": 16}\'')
@@ -490,10 +495,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.threads:
         torch.set_num_threads(args.threads)
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-              if f.name not in ("model", "channels", "extra")}
-    config = TrainConfig(model=args.command,
-                         channels=tuple(int(c) for c in args.channels.split(",")), **values)
+    values = {"mixed_precision": os.environ.get("ACCELERATE_MIXED_PRECISION", "no"),
+              **given_arguments(args, TrainConfig)}
+    config = TrainConfig(**{**values, "model": args.command})
     data, _ = load_dataset(args.dataset)
     normalizer = GaussianNormalizer.load(args.normalizer) if args.normalizer else None
     if config.model == "command_value":
@@ -523,19 +527,6 @@ def _warn_single_process_cpu_launch() -> None:
                     "needs mpirun); for data-parallel CPU training use `accelerate launch "
                     "--multi_gpu --num_processes N` with --device cpu (gloo), see "
                     "docs/training.md")
-
-
-HELP = {
-    "steps": "optimiser steps to train to (the original's n_train_steps)",
-    "batch_size": "windows per forward pass and process",
-    "grad_accum": "forward passes per optimiser step; windows a step = batch-size x grad-accum "
-                  "x processes (default 32 x 2 = the original's 64)",
-    "ema_start": "optimiser step from which the EMA averages (before: copies the weights)",
-    "ema_every": "optimiser steps between EMA updates",
-    "ema_decay": "flat EMA decay (the original's, no warm-up ramp)",
-    "checkpoint_every": "optimiser steps between checkpoints",
-    "log_every": "optimiser steps between log lines",
-}
 
 
 if __name__ == "__main__":

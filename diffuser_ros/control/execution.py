@@ -1,0 +1,104 @@
+"""Execution strategies: what action the newest plan gives at a moment (rclpy-free).
+
+A plan is computed from the state measured at ``stamp_ns`` and may arrive control periods later.
+Each strategy answers "which action now?" from the plan, the clock and the newest measured state:
+
+* :class:`Hold` — the plan's first action, once (the robot holds it: a forward command
+  controller); nothing at the control ticks in between;
+* :class:`TimeIndexed` — every control period, the plan's action for the steps elapsed since the
+  state it started from;
+* :class:`Tracking` — every control period, a feedback ``tracker(measured state, the plan's
+  predicted next state)`` (e.g. :class:`~diffuser_ros.control.tracking.ModelInverseDynamics`).
+
+``None`` means the plan has run out (the controller drops it and sends the safe action).
+:func:`make_execution` is the one place that knows the names and what each needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from diffuser_ros.control.mailbox import State
+
+Tracker = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ActivePlan:
+    """The newest plan being executed."""
+
+    first_action: np.ndarray  # [act] or [B, act], clipped to the bounds by the planner
+    actions: np.ndarray       # [H, act] or [B, H, act]
+    observations: np.ndarray  # [H, obs] or [B, H, obs]
+    stamp_ns: int             # when the state it started from was measured
+
+    @property
+    def horizon(self) -> int:
+        return self.actions.shape[-2]
+
+    def steps_since_start(self, time_ns: int, period_ns: int) -> int:
+        return max((time_ns - self.stamp_ns) // period_ns, 0)
+
+    def predicted_state(self, state: State, ahead: int, period_ns: int) -> State:
+        """``state`` replaced by this plan's prediction ``ahead`` control steps after it (latency
+        compensation, ``predict_ahead``); ``state`` itself when the plan does not cover it."""
+        stamp = state.stamp_ns + ahead * period_ns
+        k = (stamp - self.stamp_ns) // period_ns
+        if not 0 <= k < self.horizon or \
+                self.observations.shape[:-2] != state.observation.shape[:-1]:
+            return state
+        return State(np.array(self.observations[..., k, :]), stamp, state.key)
+
+
+class Hold:
+    """Publish the plan's first action when it arrives; the robot holds it."""
+
+    name = "hold"
+    every_period = False
+
+    def action(self, plan: ActivePlan, now: int, latest: State, period_ns: int):
+        return plan.first_action
+
+
+class TimeIndexed:
+    """Every control period, the plan's own action for the elapsed steps (open loop)."""
+
+    name = "time_indexed"
+    every_period = True
+
+    def action(self, plan: ActivePlan, now: int, latest: State, period_ns: int):
+        k = plan.steps_since_start(now, period_ns)
+        return None if k >= plan.horizon else plan.actions[..., k, :]
+
+
+class Tracking:
+    """Every control period, the action that takes the measured state to the plan's next one."""
+
+    name = "tracking"
+    every_period = True
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+
+    def action(self, plan: ActivePlan, now: int, latest: State, period_ns: int):
+        k = plan.steps_since_start(latest.stamp_ns, period_ns)
+        if k + 1 >= plan.horizon:
+            return None
+        return self.tracker(latest.observation, plan.observations[..., k + 1, :])
+
+
+def make_execution(name: str, tracker: Tracker | None):
+    """The strategy called ``name``; ``ValueError`` when it is unknown or lacks what it needs."""
+    if name == "tracking":
+        if tracker is None:
+            raise ValueError("execution 'tracking' needs a tracker (the robot's model) and none "
+                             "is available")
+        return Tracking(tracker)
+    strategies = {"hold": Hold, "time_indexed": TimeIndexed}
+    if name not in strategies:
+        raise ValueError(f"execution must be one of {['hold', 'time_indexed', 'tracking']}, "
+                         f"got {name!r}")
+    return strategies[name]()

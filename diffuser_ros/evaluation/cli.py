@@ -1,0 +1,107 @@
+"""What the evaluation CLIs (``diffuser-ros-evaluate``, ``-tolerance``, ``-commands``) share:
+seed and integer lists, the rollout options, the planner they load and file fingerprints."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+from diffuser_ros.robots import DEFAULT_ROBOT
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-19"`` → 0..19 inclusive; ``"0,3,7-9"`` → [0, 3, 7, 8, 9]. Order kept, no repeats."""
+    return parse_int_list(text, "seed")
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    """A list of integers >= 0 written as ``parse_seeds`` reads it; errors name ``what``."""
+    seeds: list[int] = []
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                seeds.extend(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"bad {what} list {text!r}: use e.g. '0-19' or '0,3,7-9'") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"bad {what} list {text!r}: need {what}s >= 0")
+    return list(dict.fromkeys(seeds))
+
+
+def add_env_argument(p: argparse.ArgumentParser) -> None:
+    """``--env-id``: the environment the episodes run on (a robot entry's)."""
+    p.add_argument("--env-id", default=DEFAULT_ROBOT.env_id)
+
+
+def rollout_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The rollout CLIs' (tolerance, commands) parser: its description from the module doc,
+    ``--model-path`` and ``--seeds``; :func:`add_rollout_arguments` adds the rest."""
+    p = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-path", default=None, help="planner folder (default: shipped model)")
+    p.add_argument("--seeds", type=parse_seeds, default=list(range(10)),
+                   help="evaluation seeds, e.g. 0-9")
+    return p
+
+
+def add_rollout_arguments(p: argparse.ArgumentParser) -> None:
+    """The options the rollout CLIs (tolerance, commands) share: episodes, output, threads and
+    the planner settings (the preset, with any setting given on top)."""
+    from diffuser_ros.planning import DEFAULT_PRESET, PlannerConfig
+    from diffuser_ros.settings import add_arguments
+
+    p.add_argument("--max-steps", type=int, default=1000)
+    add_env_argument(p)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--torch-threads", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("planner settings (the preset, with any of these on top)")
+    g.add_argument("--preset", default=DEFAULT_PRESET)
+    add_arguments(g, PlannerConfig)
+
+
+def planner_config(args: argparse.Namespace):
+    """The planner settings of a run: the preset with the command-line overrides on top."""
+    from diffuser_ros.planning import PlannerConfig, preset
+    from diffuser_ros.settings import given_arguments
+
+    overrides = given_arguments(args, PlannerConfig)
+    overrides.setdefault("seed", 0)  # reproducible unless asked otherwise (-1 = random)
+    return preset(args.preset, **overrides)
+
+
+def load_cli_planner(args: argparse.Namespace):
+    """``(planner, config, model path)`` for the rollout CLIs (``--model-path``, ``--preset``
+    and the planner settings, ``--torch-threads``)."""
+    from diffuser_ros.planning import default_model_path, load_planner, set_cpu_threads
+
+    if args.torch_threads is not None:
+        set_cpu_threads(args.torch_threads)
+    config = planner_config(args)
+    model = args.model_path or str(default_model_path())
+    return load_planner(model, config=config), config, model
+
+
+def fingerprint(path: str | Path) -> str:
+    """sha256 (16 hex digits) of a file or of every file in a folder; the name for a Hub id."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else \
+        [path] if path.is_file() else []
+    if not files:
+        return f"name:{path}"
+    for f in files:
+        h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]

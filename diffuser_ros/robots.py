@@ -1,0 +1,94 @@
+"""The robots this package knows: one :class:`Robot` entry each (rclpy-free, torch-free).
+
+A robot entry is the one place that knows an environment: its gymnasium id, the joints in
+``qpos``/``qvel`` order, how the observation is laid out (``qpos[position_skip:]`` then
+``clip(qvel, ±velocity_clip)``, as gymnasium's MuJoCo locomotion tasks), which observation entry
+is the forward speed, the joints the action drives, the control period and the D4RL reference
+returns. The simulator, the evaluators, the tracker, the data pipeline and the nodes read it from
+here; a second robot is a new entry in :data:`ROBOTS`, not edits across the package.
+
+``gymnasium``/``mujoco`` are imported only when an environment or model is asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Robot:
+    """What the package needs to know about one simulated robot."""
+
+    name: str                       # short name: launch argument, CLI ``--robot``, model folder
+    env_id: str                     # gymnasium id
+    joints: tuple[str, ...]         # JointState names in qpos/qvel order (1-DoF joints)
+    action_joints: tuple[str, ...]  # the joints the action's entries drive, in order
+    position_skip: int              # leading qpos entries left out of the observation (root x)
+    velocity_clip: float            # the observation clips qvel to ±this (gymnasium: 10)
+    speed_index: int                # observation index of the forward velocity (qvel[0])
+    control_period: float           # seconds per environment step (frame_skip × timestep)
+    random_return: float            # D4RL reference returns (d4rl/infos.py)
+    expert_return: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.position_skip <= len(self.joints):
+            raise ValueError(f"{self.name}: position_skip must be in [0, {len(self.joints)}]")
+        if not 0 <= self.speed_index < self.observation_dim:
+            raise ValueError(f"{self.name}: speed_index is not an observation index")
+        if not set(self.action_joints) <= set(self.joints):
+            raise ValueError(f"{self.name}: action_joints must be among the joints")
+
+    @property
+    def observation_dim(self) -> int:
+        return 2 * len(self.joints) - self.position_skip
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_joints)
+
+    @property
+    def observation_labels(self) -> tuple[str, ...]:
+        """One label per observation entry, e.g. ``thigh_joint position``: how errors name an
+        entry."""
+        return tuple(f"{j} position" for j in self.joints[self.position_skip:]) + \
+            tuple(f"{j} velocity" for j in self.joints)
+
+    def make_env(self, **kwargs):
+        """``gymnasium.make`` of this robot's environment (``kwargs`` go to it)."""
+        import gymnasium as gym
+
+        return gym.make(self.env_id, **kwargs)
+
+
+HOPPER = Robot(
+    name="hopper", env_id="Hopper-v5",
+    joints=("rootx", "rootz", "rooty", "thigh_joint", "leg_joint", "foot_joint"),
+    action_joints=("thigh_joint", "leg_joint", "foot_joint"),
+    position_skip=1, velocity_clip=10.0, speed_index=5, control_period=0.008,
+    random_return=-20.272305, expert_return=3234.3)
+
+ROBOTS: dict[str, Robot] = {robot.name: robot for robot in (HOPPER,)}
+DEFAULT_ROBOT = HOPPER
+
+
+def robot(name: str) -> Robot:
+    """The entry called ``name``; ``ValueError`` lists the known ones."""
+    try:
+        return ROBOTS[name]
+    except KeyError:
+        raise ValueError(f"unknown robot {name!r}; known: {sorted(ROBOTS)}") from None
+
+
+def robot_for_env(env_id: str) -> Robot | None:
+    """The entry whose environment is ``env_id`` (None: no entry knows it)."""
+    return next((r for r in ROBOTS.values() if r.env_id == env_id), None)
+
+
+def env_robot(env_id: str) -> Robot:
+    """The entry whose environment is ``env_id``, for callers that must make it: every
+    environment the package steps is a robot's. ``ValueError`` lists the known ids."""
+    found = robot_for_env(env_id)
+    if found is None:
+        known = sorted(r.env_id for r in ROBOTS.values())
+        raise ValueError(f"no robot entry runs environment {env_id!r}; known: {known}")
+    return found
