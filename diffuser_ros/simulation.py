@@ -11,7 +11,12 @@ import time
 
 import numpy as np
 
-from diffuser_ros.rendering import RenderingUnavailableError, make_render_env, prepare_headless_gl
+from diffuser_ros.rendering import (
+    RenderingUnavailableError,
+    VideoRecorder,
+    make_render_env,
+    prepare_headless_gl,
+)
 from diffuser_ros.robots import robot_for_env
 
 
@@ -65,13 +70,16 @@ def joint_layout(env) -> list[str]:
     return names
 
 
+VIDEO_FPS = 30.0  # recorded frame rate (every 4th step of Hopper's 125 Hz)
+
+
 class SimulatedEpisodes:
     """A simulated robot through a run of episodes (rclpy-free): seeded resets (episode k gets
     ``seed + k``; ``seed`` < 0: unseeded), steps with the action clipped to the action space,
-    the running return and length, the forward speed over the last ``speed_window`` steps, each
-    finished episode's statistics and the run's summary."""
+    the running return and length, the forward speed over the last second, each finished
+    episode's statistics and the run's summary; with ``record_video``, a video of the run."""
 
-    def __init__(self, env, seed: int, speed_window: int) -> None:
+    def __init__(self, env, seed: int, record_video: str = "") -> None:
         self.env = env
         self.seed = seed
         space = env.action_space
@@ -79,11 +87,31 @@ class SimulatedEpisodes:
         self.action_low = np.asarray(space.low, dtype=np.float64)
         self.action_high = np.asarray(space.high, dtype=np.float64)
         self.dt = float(env.unwrapped.dt)
-        self._speed_window = speed_window
+        self._speed_window = max(1, round(1.0 / self.dt))  # steps in one second
+        self._video = None
+        if record_video:
+            try:
+                self._video = VideoRecorder(record_video, 1.0 / self.dt, fps=VIDEO_FPS)
+            except Exception as exc:  # noqa: BLE001 - bad suffix, no ffmpeg, unwritable path
+                env.close()
+                raise SimStartupError(f"cannot write video {record_video}: {exc}") from None
         self.episode = 0         # index of the current episode
         self.steps = 0           # steps of the whole run
         self.results: list[dict] = []
         self.reset()
+
+    @property
+    def recording(self) -> bool:
+        return self._video is not None
+
+    def close(self) -> None:
+        """Finish the video (complete on disk when this returns) and close the env."""
+        if self._video is not None:
+            self._video.close()
+            self._video = None
+        if self.env is not None:
+            self.env.close()
+            self.env = None
 
     @property
     def episode_seed(self) -> int | None:
@@ -95,6 +123,7 @@ class SimulatedEpisodes:
         self.episode_return, self.length = 0.0, 0
         self._x = collections.deque([self._root_x()], maxlen=self._speed_window + 1)
         self._started = time.monotonic()
+        self._frame()
 
     def step(self, action) -> str:
         """One step; ``'terminated'`` or ``'truncated'`` when it ended the episode, else ''."""
@@ -104,6 +133,7 @@ class SimulatedEpisodes:
         self.episode_return += float(reward)
         self.length += 1
         self._x.append(self._root_x())
+        self._frame()
         return "terminated" if terminated else "truncated" if truncated else ""
 
     def joint_state(self) -> tuple[list[float], list[float]]:
@@ -138,6 +168,10 @@ class SimulatedEpisodes:
                 "std_return": float(returns.std()) if returns.size else math.nan,
                 "mean_length": float(lengths.mean()) if lengths.size else math.nan,
                 "steps": self.steps}
+
+    def _frame(self) -> None:
+        if self._video is not None and self._video.due(self.steps):
+            self._video.add(self.env.render())
 
     def _root_x(self) -> float:
         """The torso's forward position (root x, the first generalised coordinate)."""

@@ -77,9 +77,9 @@ def test_launch_and_runner_start_the_same_nodes_with_the_same_yaml(launch):
 
 def test_launch_arguments_match_runner_flags_and_parameters(launch):
     assert set(launch["arguments"]) == set(demo.LAUNCH_ARGUMENTS)
-    flags = {opt for action in demo.build_parser()._actions for opt in action.option_strings}
+    usage = demo.build_parser().format_help()
     for name in launch["arguments"]:
-        assert "--" + name.replace("_", "-") in flags
+        assert f"--{name.replace('_', '-')} " in usage, name
     from_launch = {arg: (node, param) for node, spec in launch["nodes"].items()
                    for param, arg in spec["arguments"].items()}
     assert from_launch == demo.LAUNCH_ARGUMENTS

@@ -26,7 +26,6 @@ matches an offline evaluation that calls ``planner.reset()`` per episode.
 
 from __future__ import annotations
 
-import collections
 import json
 import math
 import sys
@@ -46,17 +45,14 @@ from std_srvs.srv import Trigger
 from diffuser_ros.nodes.entry import run_node
 from diffuser_ros.nodes.node_settings import SimulatorSettings, sim_node_parameters
 from diffuser_ros.nodes.parameters import ParameterError, declare_settings
-from diffuser_ros.rendering import VideoRecorder
-from diffuser_ros.simulation import SimStartupError, joint_layout, make_env
+from diffuser_ros.simulation import SimStartupError, SimulatedEpisodes, joint_layout, make_env
 
 NODE_NAME = "hopper_sim_node"
 WARN_THROTTLE_S = 2.0
 KICK_PERIOD_S = 0.1
-VIDEO_FPS = 30.0  # recorded frame rate (every 4th step of Hopper's 125 Hz)
 # Simulation time starts at 1 s: every stamp is then non-zero (a zero stamp means "unstamped",
 # which a planner cannot use to recognise a re-sent state).
 START_TIME_NS = 1_000_000_000
-SPEED_WINDOW_STEPS = 125  # forward speed is reported over the last second (125 steps of 8 ms)
 
 # Every parameter of the node (nodes/node_settings.py), with its default.
 SIM_NODE_PARAMETERS = sim_node_parameters()
@@ -67,8 +63,7 @@ class HopperSimNode(Node):
 
     def __init__(self, node_name: str = NODE_NAME, **node_kwargs):
         super().__init__(node_name, **node_kwargs)
-        self._env = None
-        self._writer = None
+        self._sim = None
         try:
             self._setup()
         except BaseException:
@@ -83,30 +78,16 @@ class HopperSimNode(Node):
         self._action_timeout = p["action_timeout"]
         self._republish_period = p["state_republish_period"]
         render = (p["video_width"], p["video_height"]) if p["record_video"] else None
-        self._env = make_env(p["env_id"], p["max_episode_steps"], render)
-        if p["record_video"]:
-            try:
-                self._writer = VideoRecorder(p["record_video"], 1.0 / self._env.unwrapped.dt,
-                                             fps=VIDEO_FPS)
-            except Exception as exc:  # noqa: BLE001 - bad suffix, no ffmpeg, unwritable path
-                raise SimStartupError(f"cannot write video {p['record_video']}: {exc}") from None
-        self._joint_names = joint_layout(self._env)
-        self._act_dim = int(self._env.action_space.shape[0])
-        self._act_low = np.asarray(self._env.action_space.low, dtype=np.float64)
-        self._act_high = np.asarray(self._env.action_space.high, dtype=np.float64)
-        self._dt_ns = int(round(self._env.unwrapped.dt * 1e9))
+        env = make_env(p["env_id"], p["max_episode_steps"], render)
+        self._joint_names = joint_layout(env)
+        # Simulation time = 1 s + steps of the whole run * dt.
+        self._sim = SimulatedEpisodes(env, self._seed, p["record_video"])
+        self._dt_ns = int(round(self._sim.dt * 1e9))
         self._env_id = p["env_id"]
-
-        self._steps = 0             # steps of the whole run: simulation time = 1 s + steps * dt
-        self._episode = 0           # index of the current episode
-        self._ep_return = 0.0
-        self._ep_length = 0
-        self._ep_started = time.monotonic()
-        self._results: list[dict] = []
         self._listeners = []
         self.finished = False
         self._rejected = 0
-        self._action = np.zeros(self._act_dim)
+        self._action = np.zeros(self._sim.action_dim)
         self._last_action_time: float | None = None
         self._run_started: float | None = None
         self._run_ended: float | None = None
@@ -144,14 +125,13 @@ class HopperSimNode(Node):
         else:
             self._step_timer = self.create_timer(KICK_PERIOD_S, self._on_kick, clock=steady)
 
-        self._reset_env()
         self._publish_state()
         self.get_logger().info(
             f"{self._env_id} ({self._mode}, dt {self._dt_ns * 1e-9:g} s, max_episode_steps "
             f"{p['max_episode_steps']}, max_episodes {self._max_episodes or 'unlimited'}, seed "
             f"{self._seed}): joints {self._joint_names} on {self._state_pub.topic_name}, "
             f"actions from {self._action_sub.topic_name}"
-            + (f", recording {p['record_video']}" if self._writer else ""))
+            + (f", recording {p['record_video']}" if self._sim.recording else ""))
 
     # -- public -----------------------------------------------------------------------------
     def add_episode_listener(self, callback) -> None:
@@ -160,7 +140,7 @@ class HopperSimNode(Node):
 
     @property
     def results(self) -> list[dict]:
-        return list(self._results)
+        return list(self._sim.results)
 
     @property
     def held(self) -> bool:
@@ -171,8 +151,8 @@ class HopperSimNode(Node):
 
     def progress(self) -> dict:
         """The running episode: its number, steps and return so far, and the run's steps."""
-        return {"episode": self._episode + 1, "length": self._ep_length,
-                "return": self._ep_return, "steps": self._steps, "held": self.held,
+        return {"episode": self._sim.episode + 1, "length": self._sim.length,
+                "return": self._sim.episode_return, "steps": self._sim.steps, "held": self.held,
                 "speed": self.forward_speed()}
 
     @property
@@ -188,25 +168,21 @@ class HopperSimNode(Node):
     @property
     def steps(self) -> int:
         """Steps simulated in the whole run."""
-        return self._steps
+        return self._sim.steps
 
     @property
     def sim_time(self) -> float:
-        return (START_TIME_NS + self._steps * self._dt_ns) * 1e-9
+        return (START_TIME_NS + self._sim.steps * self._dt_ns) * 1e-9
+
+    def forward_speed(self) -> float | None:
+        """Mean forward speed over the last second of the episode (None: no step yet)."""
+        return self._sim.forward_speed()
 
     def destroy_node(self) -> None:
         self._close_outputs()
         super().destroy_node()
 
     # -- stepping ---------------------------------------------------------------------------
-    def _reset_env(self) -> None:
-        seed = None if self._seed < 0 else self._seed + self._episode
-        self._env.reset(seed=seed)
-        self._ep_return, self._ep_length = 0.0, 0
-        self._x_history = collections.deque([self._x()], maxlen=SPEED_WINDOW_STEPS + 1)
-        self._ep_started = time.monotonic()
-        self._frame()
-
     def _log_holding(self) -> None:
         self.get_logger().info(
             f"holding the simulation until the controller is engaged ({self._engaged_topic}; "
@@ -233,10 +209,10 @@ class HopperSimNode(Node):
             self._held_actions += 1
             return  # held: the controller is not engaged (e-stop, inactive)
         action = np.asarray(msg.data, dtype=np.float64)
-        if action.shape != (self._act_dim,) or not np.isfinite(action).all():
+        if action.shape != (self._sim.action_dim,) or not np.isfinite(action).all():
             self._rejected += 1
             self.get_logger().warning(
-                f"rejected action {np.round(action, 4).tolist()}: expected {self._act_dim} "
+                f"rejected action {np.round(action, 4).tolist()}: expected {self._sim.action_dim} "
                 "finite values; not stepping", throttle_duration_sec=WARN_THROTTLE_S)
             if self._mode == "lockstep":
                 self._publish_state()  # keep the loop going
@@ -263,7 +239,7 @@ class HopperSimNode(Node):
             return
         if self._last_action_time is None or \
                 time.monotonic() - self._last_action_time > self._action_timeout:
-            self._action = np.zeros(self._act_dim)
+            self._action = np.zeros(self._sim.action_dim)
         self._step(self._action)
 
     def _on_kick(self) -> None:
@@ -285,49 +261,22 @@ class HopperSimNode(Node):
     def _step(self, action: np.ndarray) -> None:
         if self._run_started is None:
             self._run_started = time.monotonic()
-        action = np.clip(action, self._act_low, self._act_high).astype(np.float32)
-        _, reward, terminated, truncated, _ = self._env.step(action)
-        self._steps += 1
-        self._ep_return += float(reward)
-        self._ep_length += 1
-        self._x_history.append(self._x())
-        self._frame()
-        if terminated or truncated:
-            self._end_episode("terminated" if terminated else "truncated")
+        ended = self._sim.step(action)
+        if ended:
+            self._end_episode(ended)
         else:
             self._publish_state()
 
-    def _x(self) -> float:
-        """The torso's forward position (root x, the first generalised coordinate)."""
-        return float(self._env.unwrapped.data.qpos[0])
-
-    def forward_speed(self) -> float | None:
-        """Mean forward speed over the last second of the episode (None: no step yet)."""
-        xs = self._x_history
-        if len(xs) < 2:
-            return None
-        return (xs[-1] - xs[0]) / ((len(xs) - 1) * self._env.unwrapped.dt)
-
     def _end_episode(self, reason: str) -> None:
-        stats = {
-            "episode": self._episode + 1, "return": round(self._ep_return, 6),
-            "length": self._ep_length, "reason": reason,
-            "speed_last_1s": None if self.forward_speed() is None else
-            round(self.forward_speed(), 4),
-            "seed": None if self._seed < 0 else self._seed + self._episode,
-            "sim_time": round(self.sim_time, 6),
-            "wall_time_s": round(time.monotonic() - self._ep_started, 4),
-        }
-        self._results.append(stats)
+        stats = self._sim.end_episode(reason, sim_time=round(self.sim_time, 6))
         self._emit(stats)
         self.get_logger().info(
-            f"episode {stats['episode']}: return {self._ep_return:.2f}, length "
-            f"{self._ep_length}, {reason}")
-        self._episode += 1
-        if self._max_episodes and self._episode >= self._max_episodes:
+            f"episode {stats['episode']}: return {stats['return']:.2f}, length "
+            f"{stats['length']}, {reason}")
+        if self._max_episodes and self._sim.episode >= self._max_episodes:
             self._finish()
             return
-        self._reset_env()
+        self._sim.reset()
         self._start_episode()
 
     def _start_episode(self) -> None:
@@ -336,20 +285,20 @@ class HopperSimNode(Node):
             # Like the first episode: held until the controller answers this episode's first
             # state, rather than falling on an action meant for the last episode.
             self._action_since_engaged = False
-            self._action = np.zeros(self._act_dim)
+            self._action = np.zeros(self._sim.action_dim)
         client = self._planner_reset
         if client is not None and client.service_is_ready():
             future = client.call_async(Trigger.Request())
             if self._mode == "lockstep":
                 self._awaiting_reset = True
                 self._last_publish = time.monotonic()  # republish fallback if no answer
-                episode = self._episode
+                episode = self._sim.episode
                 future.add_done_callback(lambda _f: self._after_planner_reset(episode))
                 return
         self._publish_state()
 
     def _after_planner_reset(self, episode: int) -> None:
-        if self._awaiting_reset and episode == self._episode and not self.finished:
+        if self._awaiting_reset and episode == self._sim.episode and not self.finished:
             self._awaiting_reset = False
             self._publish_state()
 
@@ -367,28 +316,18 @@ class HopperSimNode(Node):
             f"{summary['steps_per_s']:.1f} steps/s")
 
     def summary(self) -> dict:
-        returns = np.array([r["return"] for r in self._results], dtype=np.float64)
-        lengths = np.array([r["length"] for r in self._results], dtype=np.float64)
         end = self._run_ended or time.monotonic()
         wall = end - self._run_started if self._run_started is not None else 0.0
-        return {
-            "summary": True, "env_id": self._env_id, "mode": self._mode,
-            "episodes": len(self._results),
-            "mean_return": float(returns.mean()) if returns.size else math.nan,
-            "std_return": float(returns.std()) if returns.size else math.nan,
-            "mean_length": float(lengths.mean()) if lengths.size else math.nan,
-            "steps": self._steps, "wall_time_s": round(wall, 4),
-            "steps_per_s": self._steps / wall if wall > 0 else math.nan,
-            "rejected_actions": self._rejected,
-            "actions_while_held": self._held_actions,
-        }
+        return {"summary": True, "env_id": self._env_id, "mode": self._mode,
+                **self._sim.summary(), "wall_time_s": round(wall, 4),
+                "steps_per_s": self._sim.steps / wall if wall > 0 else math.nan,
+                "rejected_actions": self._rejected, "actions_while_held": self._held_actions}
 
     # -- outputs ----------------------------------------------------------------------------
     def _publish_state(self) -> None:
-        stamp = Time(nanoseconds=START_TIME_NS + self._steps * self._dt_ns).to_msg()
-        data = self._env.unwrapped.data
-        msg = JointState(name=self._joint_names, position=data.qpos.tolist(),
-                         velocity=data.qvel.tolist())
+        stamp = Time(nanoseconds=START_TIME_NS + self._sim.steps * self._dt_ns).to_msg()
+        qpos, qvel = self._sim.joint_state()
+        msg = JointState(name=self._joint_names, position=qpos, velocity=qvel)
         msg.header.stamp = stamp
         self._clock_pub.publish(Clock(clock=stamp))
         self._state_pub.publish(msg)
@@ -399,17 +338,9 @@ class HopperSimNode(Node):
         for callback in self._listeners:
             callback(dict(stats))
 
-    def _frame(self) -> None:
-        if self._writer is not None and self._writer.due(self._steps):
-            self._writer.add(self._env.render())
-
     def _close_outputs(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._env is not None:
-            self._env.close()
-            self._env = None
+        if self._sim is not None:
+            self._sim.close()
 
     # -- services ---------------------------------------------------------------------------
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
@@ -418,7 +349,7 @@ class HopperSimNode(Node):
             response.message = "all episodes done; not resetting"
             return response
         response.success = True
-        response.message = f"episode {self._episode + 1} ended (reset)"
+        response.message = f"episode {self._sim.episode + 1} ended (reset)"
         self._end_episode("reset")
         return response
 

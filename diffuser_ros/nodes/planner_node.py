@@ -28,32 +28,26 @@ import logging
 import sys
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from geometry_msgs.msg import Twist
 from rclpy.clock import Clock, ClockType
-from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.time import Time
-from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from diffuser_ros.control import ControllerSettings, ControlOutput, RecedingHorizonController
-from diffuser_ros.control.speed_loop import NEW_COMMAND
 from diffuser_ros.nodes import planner_messages
 from diffuser_ros.nodes.entry import run_node
 from diffuser_ros.nodes.node_settings import PlannerNodeSettings, planner_node_parameters
 from diffuser_ros.nodes.observation import JointStateMapping
 from diffuser_ros.nodes.parameters import ParameterError, ParameterHandler
+from diffuser_ros.nodes.planner_inputs import PlannerInputs
+from diffuser_ros.nodes.planner_interfaces import PlannerInterfaces
+from diffuser_ros.nodes.planner_setup import StartupError, load_model
 from diffuser_ros.planning import (
     PRESETS,
     CheckpointError,
     PlannerConfig,
-    default_model_path,
-    load_planner,
     resolve_device,
-    set_cpu_threads,
 )
 
 NODE_NAME = "planner_node"
@@ -65,10 +59,6 @@ _LOG_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "w
 PLANNER_NODE_PARAMETERS = planner_node_parameters()
 
 
-class StartupError(RuntimeError):
-    """The node cannot start; the message says why (logged without a traceback)."""
-
-
 class PlannerNode(LifecycleNode):
     """Managed receding-horizon diffusion planner. ``node_kwargs`` go to ``LifecycleNode``."""
 
@@ -77,8 +67,7 @@ class PlannerNode(LifecycleNode):
         self.planner = None
         self.controller: RecedingHorizonController | None = None
         self.configure_error = ""
-        self._interfaces: list = []
-        self._engaged_pub = None
+        self._io: PlannerInterfaces | None = None  # topics, services, timers once configured
         self._torch_threads = 0  # set at configure: the threads torch actually uses
         self._autostarting = False
         # The parameters: declared once from the settings groups, validated and applied here.
@@ -149,12 +138,12 @@ class PlannerNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.controller.activate()
-        self._engaged_pub.publish(Bool(data=not self.controller.estop))
+        self._io.engaged_pub.publish(Bool(data=not self.controller.estop))
         self.get_logger().info("active: answering states")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._engaged_pub.publish(Bool(data=False))
+        self._io.engaged_pub.publish(Bool(data=False))
         self.controller.deactivate()
         self.get_logger().info("inactive: safe action published, not planning")
         return TransitionCallbackReturn.SUCCESS
@@ -174,118 +163,45 @@ class PlannerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
-        p = self._p
-        model_path = p["model_path"] or str(default_model_path())
-        self._torch_threads = threads = set_cpu_threads(p["torch_threads"])
-        # Load with the checkpoint's architecture, then apply the ROS settings, so a setting the
-        # model cannot take is reported as a parameter error, not as a corrupt checkpoint.
-        self.planner = load_planner(model_path, device=self._config.device)  # CheckpointError
-        try:
-            self.planner.configure(self._config)
-        except ValueError as exc:
-            raise StartupError(f"invalid planner parameters for model {model_path}: {exc}") \
-                from None
-        spec = self.planner.spec
-        if p["state_input"] == "joint_states" and \
-                self._mapping.observation_dim != spec.observation_dim:
-            raise StartupError(
-                f"joint mapping gives {self._mapping.observation_dim} observation values "
-                f"({len(self._mapping.joint_names)} joints, position_skip "
-                f"{self._mapping.position_skip}) but model {model_path} expects "
-                f"{spec.observation_dim}")
-        if len(p["action_joints"]) != spec.action_dim:
-            raise StartupError(f"action_joints names {len(p['action_joints'])} joints but model "
-                               f"{model_path} has {spec.action_dim} actions")
-        warmup = self._warm_up()
+        own = self.parameter_handler.get(PlannerNodeSettings)
+        model = load_model(own, self._config, self._mapping)  # CheckpointError, StartupError
+        self.planner, self._torch_threads, spec = model.planner, model.torch_threads, \
+            model.planner.spec
+        if model.tracker is None:
+            self.get_logger().info(f"execution 'tracking' unavailable: {model.tracker_note}")
         try:
             self.controller = RecedingHorizonController(
                 self.planner, self._settings, clock=lambda: self.get_clock().now().nanoseconds,
-                emit=self._publish, log=self._log, tracker=self._make_tracker())
+                emit=self._publish, log=self._log, tracker=model.tracker)
         except ValueError as exc:  # e.g. execution 'tracking' without the robot's model
-            raise StartupError(f"{exc} (model {model_path}, env_id {spec.env_id!r})") from None
+            raise StartupError(f"{exc} (model {model.path}, env_id {spec.env_id!r})") from None
         self._joint_indices = planner_messages.joint_indices(
-            list(p["action_joints"]), self._mapping, p["state_input"] == "joint_states")
+            list(own.action_joints), self._mapping, own.state_input == "joint_states")
         self._create_interfaces()
         self.controller.start()
         self.get_logger().info(
-            f"model {model_path} ({spec.env_id or 'unknown env'}: {spec.observation_dim} obs, "
+            f"model {model.path} ({spec.env_id or 'unknown env'}: {spec.observation_dim} obs, "
             f"{spec.action_dim} actions, horizon {spec.horizon}) on {self.planner.device} "
-            f"(torch_threads {threads}); warm-up plan {warmup * 1e3:.0f} ms")
+            f"(torch_threads {model.torch_threads}); warm-up plan {model.warm_up_s * 1e3:.0f} ms")
         self.get_logger().info(
-            f"preset {p['preset']!r}: {_describe(self._config)}; state from "
-            f"{self._state_sub.topic_name} ({p['state_input']}), actions on "
-            f"{self._action_pub.topic_name}; {_describe(self._settings)}")
-
-    def _make_tracker(self):
-        """The robot-model inverse dynamics for ``execution: tracking`` (None: unavailable)."""
-        if self._p["state_input"] != "joint_states":
-            return None
-        try:
-            from diffuser_ros.control.tracking import ModelInverseDynamics
-
-            return ModelInverseDynamics.for_planner(self.planner, self._mapping.position_skip)
-        except Exception as exc:  # noqa: BLE001 - gymnasium/mujoco missing or env unknown
-            self.get_logger().info(f"execution 'tracking' unavailable: {exc}")
-            return None
-
-    def _warm_up(self) -> float:
-        """The first plan pays for lazy initialisation; not counted in the statistics."""
-        clock = Clock(clock_type=ClockType.STEADY_TIME)
-        start = clock.now()
-        self.planner.plan(self.planner.normalizer.observation_mean)
-        self.planner.reset()
-        return (clock.now() - start).nanoseconds * 1e-9
+            f"preset {own.preset!r}: {_describe(self._config)}; state from "
+            f"{self._io.state_sub.topic_name} ({own.state_input}), actions on "
+            f"{self._io.action_pub.topic_name}; {_describe(self._settings)}")
 
     def _create_interfaces(self) -> None:
-        p = self._p
-        reliability = ReliabilityPolicy.RELIABLE if p["qos_reliability"] == "reliable" \
-            else ReliabilityPolicy.BEST_EFFORT
-        state_qos = QoSProfile(depth=p["qos_depth"], reliability=reliability)
-        if p["state_input"] == "joint_states":
-            self._state_sub = self.create_subscription(
-                JointState, p["state_topic"], self._on_joint_state, state_qos)
-        else:
-            self._state_sub = self.create_subscription(
-                Float64MultiArray, p["observation_topic"], self._on_observation, state_qos)
-        self._action_pub = self.create_publisher(Float64MultiArray, p["action_topic"], 10)
-        self._cmd_vel_sub = self.create_subscription(Twist, p["cmd_vel_topic"], self._on_cmd_vel,
-                                                     10)
-        # Volatile: matches `ros2 topic pub` (volatile) and latched publishers alike.
-        self._goal_sub = self.create_subscription(JointTrajectory, p["goal_topic"],
-                                                  self._on_goal, 1)
-        self._trajectory_pub = self.create_publisher(JointTrajectory, "~/planned_trajectory", 1)
-        self._engaged_pub = self.create_publisher(Bool, "~/engaged", QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        services = [self.create_service(SetBool, "~/estop", self._on_estop),
-                    self.create_service(Trigger, "~/reset", self._on_reset)]
-        # Wall-clock timers: they keep running when simulation time stands still (lockstep).
-        steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self._tick_timer = self.create_timer(self._settings.control_period, self._on_tick,
-                                             clock=steady)
-        timers = [self._tick_timer,
-                  self.create_timer(p["diagnostics_period"], self._publish_diagnostics,
-                                    clock=steady)]
-        self._engaged_pub.publish(Bool(data=False))
-        self._interfaces = [self._state_sub, self._cmd_vel_sub, self._goal_sub,
-                            self._action_pub, self._trajectory_pub,
-                            self._engaged_pub, self._diagnostics_pub, *services, *timers]
+        self._io = PlannerInterfaces.create(
+            self, self.parameter_handler.get(PlannerNodeSettings), self._settings.control_period,
+            PlannerInputs(self.controller, self._mapping, self.get_logger()),
+            on_estop=self._on_estop, on_reset=self._on_reset, on_tick=self._on_tick,
+            on_diagnostics=self._publish_diagnostics)
 
     def _release(self) -> None:
         """Stop the planning thread, destroy the interfaces and drop the model."""
         if self.controller is not None:
             self.controller.stop()
-        for entity in self._interfaces:
-            for destroy in (self.destroy_timer, self.destroy_subscription,
-                            self.destroy_publisher, self.destroy_service):
-                try:
-                    if destroy(entity):
-                        break
-                except (TypeError, AttributeError):
-                    continue
-        self._interfaces = []
-        self._engaged_pub = None
+        if self._io is not None:
+            self._io.destroy(self)
+            self._io = None
         self.controller = None
         if self.planner is not None:
             device = self.planner.device
@@ -295,65 +211,14 @@ class PlannerNode(LifecycleNode):
 
                 torch.cuda.empty_cache()
 
-    # -- inputs -----------------------------------------------------------------------------
-    def _on_joint_state(self, msg: JointState) -> None:
-        try:
-            obs = self._mapping.observation(msg.name, msg.position, msg.velocity)
-        except ValueError as exc:  # the message does not even map onto the joints
-            self.controller.reject(str(exc))
-            self._warn_rejected()
-            return
-        stamp = Time.from_msg(msg.header.stamp).nanoseconds
-        if not self.controller.offer(obs, stamp or None):
-            self._warn_rejected()
-
-    def _on_observation(self, msg: Float64MultiArray) -> None:
-        if not self.controller.offer(msg.data):
-            self._warn_rejected()
-
-    def _on_cmd_vel(self, msg: Twist) -> None:
-        speed = msg.linear.x
-        before = self.controller.command()
-        try:
-            self.controller.set_command(speed)
-        except ValueError as exc:
-            self.get_logger().warning(f"rejected cmd_vel: {exc}",
-                                      throttle_duration_sec=WARN_THROTTLE_S)
-            return
-        if before is None or abs(before - speed) >= NEW_COMMAND:  # not every joystick jitter
-            self.get_logger().info(f"commanded forward speed {speed:.3f} m/s (for "
-                                   f"{self.controller.settings.command_timeout} s after the "
-                                   "last cmd_vel)")
-
-    def _on_goal(self, msg: JointTrajectory) -> None:
-        points = [(Duration.from_msg(pt.time_from_start).nanoseconds * 1e-9, pt.positions,
-                   pt.velocities) for pt in msg.points]
-        try:
-            constraints = self._mapping.constraints(
-                msg.joint_names, points, self.controller.settings.control_period) \
-                if points else None
-            self.controller.set_constraints(constraints)
-        except ValueError as exc:
-            self.get_logger().warning(f"rejected goal (the previous one stays): {exc}")
-            return
-        if constraints:
-            self.get_logger().info(f"goal: {_describe_constraints(constraints)}")
-        else:
-            self.get_logger().info("goal cleared")
-
-    def _warn_rejected(self) -> None:
-        self.get_logger().warning(
-            f"rejected state (not planned on): {self.controller.last_rejection}",
-            throttle_duration_sec=WARN_THROTTLE_S)
-
     # -- outputs ----------------------------------------------------------------------------
     def _publish(self, output: ControlOutput) -> None:
         """The controller's output (called under its output lock)."""
-        if not self.context.ok():
+        if self._io is None or not self.context.ok():
             return  # shutting down: nothing may be published any more
-        self._action_pub.publish(Float64MultiArray(data=output.action.reshape(-1).tolist()))
-        if output.kind == "plan" and self._trajectory_pub.get_subscription_count() > 0:
-            self._trajectory_pub.publish(self.trajectory_message(output))
+        self._io.action_pub.publish(Float64MultiArray(data=output.action.reshape(-1).tolist()))
+        if output.kind == "plan" and self._io.trajectory_pub.get_subscription_count() > 0:
+            self._io.trajectory_pub.publish(self.trajectory_message(output))
 
     def trajectory_message(self, output: ControlOutput) -> JointTrajectory:
         """The chosen plan as a JointTrajectory (see :func:`planner_messages.trajectory`)."""
@@ -389,13 +254,13 @@ class PlannerNode(LifecycleNode):
     def _on_estop(self, request: SetBool.Request, response: SetBool.Response):
         engaged = bool(request.data)
         if engaged:  # tell the robot first, then send the safe action
-            self._engaged_pub.publish(Bool(data=False))
+            self._io.engaged_pub.publish(Bool(data=False))
         self.controller.set_estop(engaged)
         if engaged:
             response.message = "e-stop engaged: publishing the safe action, planning stopped"
             self.get_logger().warning(response.message)
         else:
-            self._engaged_pub.publish(Bool(data=self.controller.active))
+            self._io.engaged_pub.publish(Bool(data=self.controller.active))
             response.message = "e-stop released: planning resumes on the next fresh state"
             self.get_logger().info(response.message)
         response.success = True
@@ -446,7 +311,7 @@ class PlannerNode(LifecycleNode):
         if settings != old[ControllerSettings]:
             self.controller.update_settings(**{
                 n: v for n, v in vars(settings).items() if n != "latency_window"})
-            self._tick_timer.timer_period_ns = settings.control_period_ns
+            self._io.tick_timer.timer_period_ns = settings.control_period_ns
 
     # -- diagnostics ------------------------------------------------------------------------
     def diagnostics(self) -> DiagnosticStatus:
@@ -469,17 +334,12 @@ class PlannerNode(LifecycleNode):
         msg = DiagnosticArray(status=[self.diagnostics()])
         msg.header.stamp = self.get_clock().now().to_msg()
         if self.context.ok():
-            self._diagnostics_pub.publish(msg)
+            self._io.diagnostics_pub.publish(msg)
 
 
 def _preset_values(given: dict) -> dict:
     """The values a ``preset`` set at runtime writes into the planner settings."""
     return dict(PRESETS.get(given.get("preset") or "", {}))
-
-
-def _describe_constraints(constraints: dict) -> str:
-    return "; ".join(f"step {h}: observation {list(dims)} = {list(map(float, values))}"
-                     for h, (dims, values) in sorted(constraints.items()))
 
 
 def _describe(settings) -> str:

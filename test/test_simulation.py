@@ -1,0 +1,43 @@
+"""The simulator node's robot apart from ROS: episodes, seeds, statistics (simulation.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diffuser_ros.robots import HOPPER
+from diffuser_ros.simulation import SimStartupError, SimulatedEpisodes, joint_layout, make_env
+
+
+def test_episodes_are_seeded_stepped_clipped_and_summarised():
+    sim = SimulatedEpisodes(make_env(HOPPER.env_id, max_episode_steps=5), seed=7)
+    first_state = sim.joint_state()
+    assert sim.episode_seed == 7 and sim.forward_speed() is None
+    endings = [sim.step(np.array([5.0, -5.0, 0.0])) for _ in range(5)]  # clipped to [-1, 1]
+    assert endings[:4] == ["", "", "", ""] and endings[4] == "truncated"
+    assert sim.steps == 5 and sim.length == 5 and sim.forward_speed() is not None
+    stats = sim.end_episode(endings[4], sim_time=1.04)
+    assert stats["episode"] == 1 and stats["seed"] == 7 and stats["length"] == 5
+    assert stats["sim_time"] == 1.04 and stats["return"] == pytest.approx(sim.results[0]["return"])
+    sim.reset()
+    assert sim.episode_seed == 8 and sim.length == 0 and sim.steps == 5
+    again = SimulatedEpisodes(make_env(HOPPER.env_id, max_episode_steps=5), seed=7)
+    assert again.joint_state() == first_state  # the same seed, the same start
+    summary = sim.summary()
+    assert summary["episodes"] == 1 and summary["steps"] == 5
+    sim.close()
+    again.close()
+
+
+def test_the_env_publishes_the_robot_entrys_joints_and_unknown_envs_are_refused():
+    env = make_env(HOPPER.env_id, max_episode_steps=10)
+    assert tuple(joint_layout(env)) == HOPPER.joints
+    env.close()
+    with pytest.raises(SimStartupError, match="no robot entry"):
+        make_env("Pendulum-v1", max_episode_steps=10)
+
+
+def test_a_video_that_cannot_be_written_is_a_clear_startup_error(tmp_path):
+    env = make_env(HOPPER.env_id, max_episode_steps=10)
+    with pytest.raises(SimStartupError, match="cannot write video"):
+        SimulatedEpisodes(env, seed=0, record_video=str(tmp_path / "run.avi"))
