@@ -89,13 +89,14 @@ def test_make_execution_knows_the_names_and_what_each_needs():
         make_execution("teleport", None)
 
 
-def test_predicted_state_is_the_plans_state_that_many_steps_ahead():
-    p = plan(stamp=0)
-    measured = state(0.0, 1 * PERIOD, key=7)
-    ahead = p.predicted_state(measured, 2, PERIOD)
-    np.testing.assert_array_equal(ahead.observation, p.observations[3])
-    assert ahead.stamp_ns == 3 * PERIOD and ahead.key == 7
-    assert p.predicted_state(measured, 5, PERIOD) is measured  # beyond the plan
+def test_a_plan_gives_its_own_action_for_a_control_step_until_it_runs_out():
+    p = plan(stamp=PERIOD)
+    np.testing.assert_array_equal(p.action_at(0, PERIOD), p.actions[0])  # before: the first
+    np.testing.assert_array_equal(p.action_at(3 * PERIOD, PERIOD), p.actions[2])
+    assert p.action_at(5 * PERIOD, PERIOD) is None
+    assert Hold().planned_action(p, 3 * PERIOD, PERIOD) is p.first_action
+    np.testing.assert_array_equal(TimeIndexed().planned_action(p, 3 * PERIOD, PERIOD),
+                                  p.actions[2])
 
 
 # -- safety -----------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ def test_goal_constraints_are_checked_and_cleared():
 def test_settings_and_resets_wait_for_the_next_plan_and_the_shift_counts_elapsed_steps():
     planner = make_tiny_planner(seed=0)
     logs = []
-    between = BetweenPlans(planner, lambda level, msg: logs.append(msg))
+    between = BetweenPlans([planner], lambda level, msg: logs.append(msg))
     with pytest.raises(ValueError, match="n_denoise_steps"):
         between.request_config(planner.config.replace(n_denoise_steps=999))
     between.request_config(planner.config.replace(n_candidates=2))

@@ -285,3 +285,113 @@ def test_model_inverse_dynamics_recovers_the_action_that_was_applied():
     tracker = ModelInverseDynamics(HOPPER)
     np.testing.assert_allclose(tracker(obs0, obs1), action, atol=0.05)
     np.testing.assert_allclose(tracker(obs0[None], obs1[None])[0], action, atol=0.05)
+
+
+# -- planning from where the robot will be (predict_ahead) -------------------------------------
+def test_prediction_is_the_simulators_own_next_state_under_the_committed_action():
+    """predict_ahead 1, hold: each plan starts from the state the robot model predicts one
+    period after the measured one, under the action the robot holds meanwhile; that is exactly
+    where the simulator is when the plan's first action is applied."""
+    from diffuser_ros.control.robot_model import RobotModel
+    from diffuser_ros.robots import HOPPER
+
+    clock, out = FakeClock(), Outputs()
+    planner = make_tiny_planner()
+    ctl = RecedingHorizonController(planner, ControllerSettings(predict_ahead=1), clock=clock,
+                                    emit=out, robot_model=RobotModel.for_planner(planner))
+    ctl.activate()
+    env = HOPPER.make_env()
+    state, _ = env.reset(seed=3)
+    applied = np.zeros(3)  # before the first plan the robot holds the safe action
+    for _ in range(4):
+        ctl.offer(state, clock.now)
+        assert ctl.run_once()
+        plan = out[-1].plan
+        # the world moves on while the plan is computed, under the action it was holding ...
+        state, *_ = env.step(applied.astype(np.float32))
+        clock.advance(PERIOD)
+        # ... and the plan started from exactly there
+        np.testing.assert_allclose(plan.best_observations[0], state, atol=1e-6)
+        applied = out[-1].action
+
+
+def test_prediction_uses_the_plans_own_actions_once_a_plan_in_flight_acts():
+    from diffuser_ros.control.robot_model import RobotModel
+
+    calls = []
+
+    class Recording(RobotModel):
+        def predict(self, observation, actions):
+            calls.append(np.array(actions))
+            return super().predict(observation, actions)
+
+    clock, out = FakeClock(), Outputs()
+    planner = make_tiny_planner()
+    ctl = RecedingHorizonController(
+        planner, ControllerSettings(predict_ahead=2, plans_in_flight=2), clock=clock, emit=out,
+        robot_model=Recording.for_planner(planner))
+    ctl.activate()
+    ctl.offer(obs(0.1), clock.now)
+    first = ctl.begin()
+    ctl.finish(first, ctl.compute(first))           # delivered: acts from now + 2 periods
+    delivered = out[-1].plan
+    clock.advance(PERIOD)
+    ctl.offer(obs(0.2), clock.now)
+    second = ctl.begin()                            # in flight: acts from now + 2 periods
+    clock.advance(PERIOD)
+    ctl.offer(obs(0.3), clock.now)
+    ctl.begin()
+    # committed: the held first action at this step; the next is the in-flight plan's (unknown),
+    # estimated by the delivered plan's own action for that step (its index 1)
+    np.testing.assert_array_equal(calls[-1][0], delivered.action)
+    np.testing.assert_array_equal(calls[-1][1], delivered.best_actions[1])
+    assert second.warm_start is delivered  # never the plan still being computed
+
+
+def test_prediction_needs_a_robot_model():
+    with pytest.raises(ValueError, match="robot model"):
+        RecedingHorizonController(make_tiny_planner(), ControllerSettings(predict_ahead=1),
+                                  clock=FakeClock(), emit=Outputs())
+
+
+def test_plans_in_flight_run_on_their_own_planners_and_need_one_each():
+    """Two workers, two planners: the second state is planned on while the first plan is still
+    being computed (the barrier opens only when both are planning at once)."""
+    clock, out = FakeClock(), Outputs()
+    both_planning = threading.Barrier(2, timeout=30.0)
+    first_entered, newer_out = threading.Event(), threading.Event()
+
+    class Held:
+        def __init__(self, planner):
+            self._planner = planner
+
+        def __getattr__(self, name):
+            return getattr(self._planner, name)
+
+        def plan(self, *args, **kwargs):
+            first_entered.set()
+            both_planning.wait()
+            return self._planner.plan(*args, **kwargs)
+
+    def emit(output):
+        out.append(output)
+        if output.stamp_ns == clock.now + PERIOD:
+            newer_out.set()
+
+    settings = ControllerSettings(plans_in_flight=2, state_timeout=30.0)
+    ctl = RecedingHorizonController(Held(make_tiny_planner()), settings, clock=clock, emit=emit,
+                                    spare_planners=[Held(make_tiny_planner())])
+    ctl.activate()
+    ctl.start()
+    try:
+        ctl.offer(obs(0.1), clock.now)
+        assert first_entered.wait(30.0)  # one worker holds the first state
+        ctl.offer(obs(0.2), clock.now + PERIOD)
+        assert newer_out.wait(30.0)
+    finally:
+        ctl.stop()  # joins both workers: the older plan is done too
+    planned = [o.stamp_ns for o in out if o.kind == "plan"]
+    # both computed at once; the older one, if it finished last, is dropped as late
+    assert clock.now + PERIOD in planned and len(planned) + ctl.status().late_plans == 2
+    with pytest.raises(ValueError, match="needs 2 planners"):
+        RecedingHorizonController(make_tiny_planner(), settings, clock=clock, emit=out).start()

@@ -57,6 +57,8 @@ class Job:
     constraints: dict | None = None
     latency: float = math.nan
     failure: str = ""  # why planning produced nothing usable
+    warm_start: object = False  # a delivered Plan to warm-start from (None: cold; False: the
+    #                             planner's own previous plan, with one plan in flight)
 
 
 class RecedingHorizonController:
@@ -64,16 +66,22 @@ class RecedingHorizonController:
 
     ``emit(output)`` publishes; ``log(level, message)`` reports events (``logging`` levels);
     ``timer()`` measures planning latency (seconds, monotonic); ``tracker`` enables
-    ``execution: tracking``.
+    ``execution: tracking``; ``robot_model`` (``predict(observation, actions)``, e.g.
+    :class:`~diffuser_ros.control.robot_model.RobotModel`) enables ``predict_ahead``;
+    ``spare_planners`` (copies of ``planner``) let :meth:`start` run ``plans_in_flight`` worker
+    threads, one planner each.
     """
 
     def __init__(self, planner, settings: ControllerSettings | None = None, *,
                  clock: Callable[[], int], emit: Callable[[ControlOutput], None],
                  log: Callable[[int, str], None] | None = None,
-                 timer: Callable[[], float] = time.perf_counter, tracker: Tracker | None = None):
+                 timer: Callable[[], float] = time.perf_counter, tracker: Tracker | None = None,
+                 robot_model=None, spare_planners=()):
         self.planner = planner
+        self._planners = [planner, *spare_planners]
+        self._tracker, self._robot_model = tracker, robot_model
         self._settings = settings or ControllerSettings()
-        self._tracker = tracker
+        self._check_means(self._settings)
         self._execution = make_execution(self._settings.execution, tracker)
         self._clock, self._timer = clock, timer
         self._log = log or (lambda level, message: LOG.log(level, message))
@@ -87,10 +95,13 @@ class RecedingHorizonController:
         self._latency = LatencyWindow(self._settings.latency_window)
         self._delay = LatencyWindow(self._settings.latency_window,
                                     deadline=self._settings.control_period)
-        self._between = BetweenPlans(planner, self._log)
+        self._between = BetweenPlans(self._planners, self._log)
         self._active = self._estop = False
         self._active_plan: ActivePlan | None = None
-        self._worker: threading.Thread | None = None
+        self._delivered, self._delivered_stamp = None, 0  # the newest delivered Plan
+        self._in_flight: dict[int, int] = {}  # job id -> stamp its plan starts acting at
+        self._in_flight_lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
         self._stop = threading.Event()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -114,20 +125,29 @@ class RecedingHorizonController:
         self.request_reset()
 
     def start(self) -> None:
-        """Run the planning cycle on a worker thread (idempotent)."""
-        if self._worker is not None and self._worker.is_alive():
+        """Run the planning cycle on ``plans_in_flight`` worker threads, one planner each
+        (idempotent); ``ValueError`` when there are fewer planners."""
+        if any(worker.is_alive() for worker in self._workers):
             return
+        count = self._settings.plans_in_flight
+        if count > len(self._planners):
+            raise ValueError(f"plans_in_flight {count} needs {count} planners, "
+                             f"got {len(self._planners)}")
         self._stop.clear()
-        self._worker = threading.Thread(target=self._run, name="diffusion_planner", daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._run, args=(planner,), daemon=True,
+                                          name=f"diffusion_planner_{i}")
+                         for i, planner in enumerate(self._planners[:count])]
+        for worker in self._workers:
+            worker.start()
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Stop the worker after the plan in flight (if any)."""
+        """Stop the workers after the plans in flight (if any)."""
         self._stop.set()
         self._mailbox.wake()
-        worker, self._worker = self._worker, None
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout)
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            if worker is not threading.current_thread():
+                worker.join(timeout)
 
     # -- inputs -----------------------------------------------------------------------------
     def offer(self, observation, stamp_ns: int | None = None) -> bool:
@@ -180,10 +200,18 @@ class RecedingHorizonController:
         """The settings with ``changes``, or ``ValueError`` naming what this controller cannot
         take (a range, a read-only setting, an execution it lacks the means for)."""
         new = replace(self._settings, **changes)
-        if new.latency_window != self._settings.latency_window:
-            raise ValueError("latency_window cannot change while running")
-        make_execution(new.execution, self._tracker)
+        for fixed in ("latency_window", "plans_in_flight"):
+            if getattr(new, fixed) != getattr(self._settings, fixed):
+                raise ValueError(f"{fixed} cannot change while running")
+        self._check_means(new)
         return new
+
+    def _check_means(self, settings: ControllerSettings) -> None:
+        """``ValueError`` when ``settings`` need what this controller was not given."""
+        make_execution(settings.execution, self._tracker)
+        if settings.predict_ahead and self._robot_model is None:
+            raise ValueError("predict_ahead needs a robot model to predict with, and none is "
+                             "available")
 
     def update_settings(self, **changes) -> ControllerSettings:
         """Change controller settings (checked by :meth:`check_settings`); they apply at once."""
@@ -214,13 +242,14 @@ class RecedingHorizonController:
         return self._estop
 
     # -- planning cycle ---------------------------------------------------------------------
-    def run_once(self, timeout: float | None = 0.0) -> bool:
-        """Wait up to ``timeout`` s for a state, then plan on it and publish. True if planned."""
+    def run_once(self, timeout: float | None = 0.0, planner=None) -> bool:
+        """Wait up to ``timeout`` s for a state, then plan on it (with ``planner``, default the
+        controller's) and publish. True if planned."""
         job = self.begin(timeout)
         if job is None:
             return False
         try:
-            self.finish(job, self.compute(job))
+            self.finish(job, self.compute(job, planner))
         finally:
             self._mailbox.done()
         return True
@@ -239,23 +268,54 @@ class RecedingHorizonController:
                     self._counters.resent += 1
                     self._output.send(answer, "repeat", state.key)
             return None
-        settings, plan = self._settings, self._active_plan
-        if settings.predict_ahead and plan is not None:
-            state = plan.predicted_state(state, settings.predict_ahead, settings.control_period_ns)
+        settings = self._settings
+        if settings.predict_ahead:
+            state = self._predicted(state, settings.predict_ahead)
         shift, reset = self._between.apply(state.stamp_ns, settings.control_period_ns)
         if reset:
             self.targets.new_episode()
+            self._delivered = None
         speed = self.targets.speed_to_plan(state, self._clock(), settings.command_timeout,
                                            settings.command_gain)
-        return Job(state, shift, speed, self.targets.constraints)
+        job = Job(state, shift, speed, self.targets.constraints)
+        if settings.plans_in_flight > 1:  # never warm-start from a plan still being computed
+            job.warm_start = self._delivered
+            if self._delivered is not None:
+                job.warm_start_shift = max(1, round(
+                    (state.stamp_ns - self._delivered_stamp) / settings.control_period_ns))
+        with self._in_flight_lock:
+            self._in_flight[id(job)] = state.stamp_ns
+        return job
 
-    def compute(self, job: Job):
-        """Plan from the job's state (the expensive part; no lock held). None: the planner
-        refused or discarded the plan (``job.failure`` says why)."""
+    def _predicted(self, state: State, ahead: int) -> State:
+        """Where the robot will be ``ahead`` periods after ``state``: the robot model stepped
+        under the actions committed until then. Those are what the execution sends from the
+        newest plan; from the moment a plan still in flight starts acting, they are unknown and
+        estimated by the newest plan's own actions for those steps."""
+        period = self._settings.control_period_ns
+        with self._in_flight_lock:
+            arrival = min(self._in_flight.values(), default=None)
+        plan, safe = self._active_plan, self._output.safe_action()
+        actions = []
+        for k in range(ahead):
+            at = state.stamp_ns + k * period
+            action = None
+            if plan is not None:
+                action = plan.action_at(at, period) if arrival is not None and at >= arrival \
+                    else self._execution.planned_action(plan, at, period)
+            actions.append(safe if action is None else action)
+        observation = self._robot_model.predict(state.observation, np.stack(actions))
+        return State(observation, state.stamp_ns + ahead * period, state.key)
+
+    def compute(self, job: Job, planner=None):
+        """Plan from the job's state (the expensive part; no lock held) with ``planner`` (default
+        the controller's). None: the planner refused or discarded the plan (``job.failure``)."""
         started = self._timer()
         try:
-            plan = self.planner.plan(job.state.observation, job.constraints,
-                                     warm_start_shift=job.warm_start_shift, command=job.command)
+            plan = (planner or self.planner).plan(job.state.observation, job.constraints,
+                                     warm_start_shift=job.warm_start_shift, command=job.command,
+                                     **({} if job.warm_start is False else
+                                        {"warm_start": job.warm_start}))
         except (PlanningError, ValueError) as exc:
             plan, job.failure = None, str(exc)
         job.latency = self._timer() - started
@@ -265,9 +325,14 @@ class RecedingHorizonController:
         """Publish the plan's action (unless e-stopped or deactivated meanwhile). True if sent."""
         self._latency.add(job.latency)
         self._between.planned_from(job.state.stamp_ns)
+        with self._in_flight_lock:
+            self._in_flight.pop(id(job), None)
         with self._output.lock:
             if self._estop or not self._active:
                 return False  # e-stop or deactivation while planning: drop the plan
+            if self._active_plan is not None and job.state.stamp_ns < self._active_plan.stamp_ns:
+                self._counters.late += 1  # a newer plan is out already: this one is stale
+                return False
             if plan is None:
                 self._discard_plan(job.failure)
                 return False
@@ -276,6 +341,7 @@ class RecedingHorizonController:
             self._counters.best_value = float(np.mean(plan.best_value))
             self._active_plan = ActivePlan(np.asarray(plan.action), np.asarray(plan.best_actions),
                                            np.asarray(plan.best_observations), job.state.stamp_ns)
+            self._delivered, self._delivered_stamp = plan, job.state.stamp_ns
             action, failure = self._execute(now) if now else (self._active_plan.first_action, "")
             if failure:
                 self._discard_plan(failure)
@@ -289,10 +355,10 @@ class RecedingHorizonController:
             self._mailbox.answered(job.state, sent.action)
             return True
 
-    def _run(self) -> None:
+    def _run(self, planner) -> None:
         while not self._stop.is_set():
             try:
-                self.run_once(timeout=0.25)
+                self.run_once(timeout=0.25, planner=planner)
             except Exception as exc:  # noqa: BLE001 - the controller must survive a failed plan
                 if self._stop.is_set():
                     break
@@ -362,7 +428,8 @@ class RecedingHorizonController:
             plans=latency["count"], latency=latency, delay=delay,
             rejected_states=c.rejected, last_rejection=c.last_rejection,
             resent_states=c.resent, safe_actions=out.safe_count, discarded_plans=out.discarded,
-            last_discard=out.last_discard, resets=self._between.resets, state_age=age,
+            last_discard=out.last_discard, late_plans=c.late, resets=self._between.resets,
+            state_age=age,
             best_value=c.best_value, command=command,
             planned_command=self.targets.planned_speed if command is not None else None,
             command_age=self.targets.command_age(now, timeout),

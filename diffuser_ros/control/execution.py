@@ -11,7 +11,10 @@ Each strategy answers "which action now?" from the plan, the clock and the newes
   predicted next state)`` (e.g. :class:`~diffuser_ros.control.tracking.ModelInverseDynamics`).
 
 ``None`` means the plan has run out (the controller drops it and sends the safe action).
-:func:`make_execution` is the one place that knows the names and what each needs.
+``planned_action`` says what a strategy will send at a future time from the plan alone (the
+start-state prediction needs the actions committed until a new plan acts; tracking's are
+estimated by the plan's own). :func:`make_execution` is the one place that knows the names and
+what each needs.
 """
 
 from __future__ import annotations
@@ -42,15 +45,10 @@ class ActivePlan:
     def steps_since_start(self, time_ns: int, period_ns: int) -> int:
         return max((time_ns - self.stamp_ns) // period_ns, 0)
 
-    def predicted_state(self, state: State, ahead: int, period_ns: int) -> State:
-        """``state`` replaced by this plan's prediction ``ahead`` control steps after it (latency
-        compensation, ``predict_ahead``); ``state`` itself when the plan does not cover it."""
-        stamp = state.stamp_ns + ahead * period_ns
-        k = (stamp - self.stamp_ns) // period_ns
-        if not 0 <= k < self.horizon or \
-                self.observations.shape[:-2] != state.observation.shape[:-1]:
-            return state
-        return State(np.array(self.observations[..., k, :]), stamp, state.key)
+    def action_at(self, time_ns: int, period_ns: int):
+        """The plan's own action for the control step at ``time_ns`` (None: run out)."""
+        k = self.steps_since_start(time_ns, period_ns)
+        return None if k >= self.horizon else self.actions[..., k, :]
 
 
 class Hold:
@@ -62,6 +60,9 @@ class Hold:
     def action(self, plan: ActivePlan, now: int, latest: State, period_ns: int):
         return plan.first_action
 
+    def planned_action(self, plan: ActivePlan, time_ns: int, period_ns: int):
+        return plan.first_action
+
 
 class TimeIndexed:
     """Every control period, the plan's own action for the elapsed steps (open loop)."""
@@ -70,8 +71,10 @@ class TimeIndexed:
     every_period = True
 
     def action(self, plan: ActivePlan, now: int, latest: State, period_ns: int):
-        k = plan.steps_since_start(now, period_ns)
-        return None if k >= plan.horizon else plan.actions[..., k, :]
+        return plan.action_at(now, period_ns)
+
+    def planned_action(self, plan: ActivePlan, time_ns: int, period_ns: int):
+        return plan.action_at(time_ns, period_ns)
 
 
 class Tracking:
@@ -88,6 +91,9 @@ class Tracking:
         if k + 1 >= plan.horizon:
             return None
         return self.tracker(latest.observation, plan.observations[..., k + 1, :])
+
+    def planned_action(self, plan: ActivePlan, time_ns: int, period_ns: int):
+        return plan.action_at(time_ns, period_ns)  # the feedback's, estimated by the plan's own
 
 
 def make_execution(name: str, tracker: Tracker | None):

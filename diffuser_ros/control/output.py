@@ -66,12 +66,15 @@ class GuardedOutput:
                                        "so far)")
         return self.safe(why)
 
+    def safe_action(self) -> np.ndarray:
+        """The safe action for the newest state's batch."""
+        return self._guard.safe(self.batch_shape)
+
     def safe(self, reason: str) -> ControlOutput:
         """The safe action (zeros, within the bounds), for ``reason``."""
         self.safe_reason = reason
         self.safe_count += 1
-        return self._send(ControlOutput(self._guard.safe(self.batch_shape), "safe",
-                                        reason=reason))
+        return self._send(ControlOutput(self.safe_action(), "safe", reason=reason))
 
     def _send(self, output: ControlOutput) -> ControlOutput:
         with self.lock:

@@ -32,9 +32,16 @@ class ControllerSettings:
         "measured state to the plan's predicted next state (robot-model inverse dynamics). "
         "Both drop a plan that has run out (safe action).", choices=EXECUTIONS)
     predict_ahead: int = setting(
-        0, "Latency compensation: plan from the state the newest plan predicts this many control "
-        "steps after the measured one (when it covers it), so the new plan starts where the "
-        "robot will be when it arrives; 0 = plan from the measured state.", range=(0, 1000))
+        0, "Latency compensation: plan from the state the robot model predicts this many "
+        "control periods after the measured one, under the actions committed until then (those "
+        "of the newest plan, as the execution sends them), so the plan starts where the robot "
+        "will be when its first action is applied; set it to the planning latency in periods. "
+        "0 = plan from the measured state.", range=(0, 1000))
+    plans_in_flight: int = setting(
+        1, "Plans computed at once, one started every control period while fewer are in "
+        "flight; each warm-starts from the newest plan delivered at its start, and one "
+        "delivered after a newer one is dropped (late_plans). 2 with predict_ahead 2 = two "
+        "planners of two periods each.", range=(1, 8), runtime=False)
     command_timeout: float = setting(
         2.0, "A speed command is in effect this long after it was received; then the planner "
         "plans for the learned return again (a 1 Hz `ros2 topic pub` keeps it alive).",

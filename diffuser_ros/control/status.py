@@ -15,6 +15,7 @@ class Counters:
     rejected: int = 0          # states refused (with last_rejection, why)
     last_rejection: str = ""
     resent: int = 0            # states sent again by the robot
+    late: int = 0              # plans delivered after a newer one (dropped)
     best_value: float = math.nan
 
 
@@ -33,6 +34,7 @@ class ControllerStatus:
     safe_actions: int
     discarded_plans: int       # plans or actions that must not go out (safe action instead)
     last_discard: str          # why the last one was discarded
+    late_plans: int            # plans delivered after a newer one, dropped (plans in flight)
     resets: int
     state_age: float | None
     best_value: float

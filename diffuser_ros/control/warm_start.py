@@ -15,10 +15,12 @@ from collections.abc import Callable
 
 
 class BetweenPlans:
-    """Pending planner settings and resets, and the warm-start shift."""
+    """Pending planner settings and resets, and the warm-start shift, for ``planners`` (copies
+    of one model, one per plan in flight: each takes new settings once its plan is done)."""
 
-    def __init__(self, planner, log: Callable[[int, str], None]) -> None:
-        self._planner = planner
+    def __init__(self, planners, log: Callable[[int, str], None]) -> None:
+        self._planners = list(planners)
+        self._planner = self._planners[0]
         self._log = log
         self._lock = threading.Lock()
         self._config = None
@@ -52,14 +54,16 @@ class BetweenPlans:
         if config is not None:
             before = self._planner.config.to_dict()
             try:
-                self._planner.configure(config)
+                for planner in self._planners:  # waits for a plan in flight (the planner's lock)
+                    planner.configure(config)
             except ValueError as exc:  # checked already; e.g. a device vanished
                 self._log(logging.ERROR, f"could not apply planner settings: {exc}")
             else:
                 changed = {k: v for k, v in config.to_dict().items() if before[k] != v}
                 self._log(logging.INFO, f"applied planner settings {changed}")
         if reset:
-            self._planner.reset()
+            for planner in self._planners:
+                planner.reset()
             self.resets += 1
             self._last_start_ns = None
         self.shift = 1

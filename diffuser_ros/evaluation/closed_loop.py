@@ -83,6 +83,8 @@ class ControllerPolicy(Policy):
     state at step t is delivered at step t + ``latency_steps``; until then the controller decides
     what is applied (the held action, time-indexed plan steps, or the safe action), exactly as
     the node does on a real clock. ``latency_steps`` 0 is lockstep (the world waits).
+    With ``settings.plans_in_flight`` K > 1 a plan is started at every step while fewer than K
+    are in flight (K planners side by side). ``robot_model`` enables ``predict_ahead``.
     ``command_schedule(step) -> speed or None`` commands a forward speed at each control step
     (0-based), as ``cmd_vel`` does the node's.
     """
@@ -90,7 +92,8 @@ class ControllerPolicy(Policy):
     name = "planner"
 
     def __init__(self, planner, latency_steps: int = 0, settings=None, tracker=None,
-                 command_schedule: Callable[[int], float | None] | None = None) -> None:
+                 command_schedule: Callable[[int], float | None] | None = None,
+                 robot_model=None) -> None:
         super().__init__()
         from diffuser_ros.control import ControllerSettings
 
@@ -100,6 +103,7 @@ class ControllerPolicy(Policy):
         self.latency_steps = int(latency_steps)
         self.settings = settings or ControllerSettings()
         self.tracker = tracker
+        self.robot_model = robot_model
         self.command_schedule = command_schedule
         self.reset()
 
@@ -111,12 +115,10 @@ class ControllerPolicy(Policy):
         self.commands: list = []
         self.controller = RecedingHorizonController(
             self.planner, self.settings, clock=self.clock, emit=self.commands.append,
-            tracker=self.tracker)
+            tracker=self.tracker, robot_model=self.robot_model)
         self.controller.activate()
         self._held: np.ndarray | None = None
-        self._job = None
-        self._plan = None
-        self._due = 0
+        self._in_flight: list = []  # (due step, job, plan), oldest first
         self._step = 0
 
     def act(self, obs_batch: np.ndarray) -> np.ndarray:
@@ -126,17 +128,17 @@ class ControllerPolicy(Policy):
         if self.command_schedule is not None:
             self.controller.set_command(self.command_schedule(self._step - 1))
         self.controller.offer(obs_batch, self.clock.now)
-        if self._job is not None and self._step >= self._due:
-            self.controller.finish(self._job, self._plan)
-            self._job = None
-        if self._job is None:  # the planner is free: start from the newest state
-            self._job = self.controller.begin()
-            if self._job is not None:
-                self._plan = self.controller.compute(self._job)
-                self._due = self._step + self.latency_steps
+        while self._in_flight and self._step >= self._in_flight[0][0]:
+            _, job, plan = self._in_flight.pop(0)
+            self.controller.finish(job, plan)
+        if len(self._in_flight) < self.settings.plans_in_flight:  # a planner is free
+            job = self.controller.begin()
+            if job is not None:
+                plan = self.controller.compute(job)
                 if self.latency_steps == 0:
-                    self.controller.finish(self._job, self._plan)
-                    self._job = None
+                    self.controller.finish(job, plan)
+                else:
+                    self._in_flight.append((self._step + self.latency_steps, job, plan))
         self.controller.tick()
         for command in self.commands:  # the robot holds the newest command
             self._held = command.action
@@ -159,11 +161,11 @@ class CallablePolicy(Policy):
 
 
 def controller_policy(planner, latency_steps: int = 0, settings=None, tracker=None,
-                      command_schedule=None) -> ControllerPolicy:
+                      command_schedule=None, robot_model=None) -> ControllerPolicy:
     """The planner as the node runs it (its controller core), planning for the whole batch in one
     ``planner.plan`` call; ``latency_steps`` > 0 models a plan arriving that many steps late."""
     return ControllerPolicy(planner, latency_steps, settings, tracker=tracker,
-                            command_schedule=command_schedule)
+                            command_schedule=command_schedule, robot_model=robot_model)
 
 
 def bc_policy(bc) -> CallablePolicy:

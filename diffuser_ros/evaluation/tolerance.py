@@ -11,6 +11,13 @@ returns) and ``tolerance.png``. Finished points are kept, so an interrupted run 
 
 Read the curve at the d that matters: d = planning latency / control period (Hopper: 8 ms), e.g.
 the ``action_delay`` the node reports in its diagnostics.
+
+Latency compensation: ``--predict-ahead d`` plans from the state the robot model predicts for
+the step each plan will act at (``predict_ahead`` = d at every point; a number fixes it);
+``--in-flight K`` starts a plan every step while fewer than K are in flight (K planners)::
+
+    diffuser-ros-tolerance --seeds 1000-1009 --latency 0,1,2 --execution hold,time_indexed \
+        --predict-ahead d --in-flight 1 --out docs/realtime/predict
 """
 
 from __future__ import annotations
@@ -40,14 +47,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="plan latencies d in control steps")
     p.add_argument("--execution", default="hold",
                    help=f"comma-separated execution modes ({', '.join(EXECUTIONS)})")
-    p.add_argument("--predict-ahead", type=int, default=0,
-                   help="controller predict_ahead (latency compensation, control steps)")
+    p.add_argument("--predict-ahead", default="0",
+                   help="controller predict_ahead (latency compensation, control steps): a "
+                        "number, or 'd' = each point's latency")
+    p.add_argument("--in-flight", type=int, default=1,
+                   help="controller plans_in_flight: plans computed at once (one started per "
+                        "step)")
     add_rollout_arguments(p)
     return p
 
 
 def point_key(execution: str, latency: int) -> str:
     return f"{execution}@{latency}"
+
+
+def predict_steps(option: str, latency: int) -> int:
+    """``--predict-ahead`` at a point of latency ``latency``."""
+    if option == "d":
+        return latency
+    try:
+        return int(option)
+    except ValueError:
+        raise SystemExit(f"--predict-ahead must be a number or 'd', got {option!r}") from None
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -59,23 +80,30 @@ def run(args: argparse.Namespace) -> dict:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     settings_record = {"model": model, "config": config.to_dict(), "seeds": args.seeds,
-                       "predict_ahead": args.predict_ahead,
+                       "predict_ahead": args.predict_ahead, "plans_in_flight": args.in_flight,
                        "max_steps": args.max_steps, "env_id": args.env_id,
                        "device": str(planner.device)}
     results = ResultsFile(out / "tolerance.json", settings_record, sections=("points",))
-    tracker = None
+    tracker = robot_model = None
     if "tracking" in executions:  # one robot model for every tracking point
         from diffuser_ros.control.tracking import ModelInverseDynamics
 
         tracker = ModelInverseDynamics.for_planner(planner)
+    if any(predict_steps(args.predict_ahead, d) for d in args.latency):
+        from diffuser_ros.control.robot_model import RobotModel
+
+        robot_model = RobotModel.for_planner(planner)
     for execution in executions:
         for latency in args.latency:
             key = point_key(execution, latency)
             if results.entry("points", key) is not None:
                 continue
-            settings = ControllerSettings(execution=execution, predict_ahead=args.predict_ahead)
+            settings = ControllerSettings(
+                execution=execution, predict_ahead=predict_steps(args.predict_ahead, latency),
+                plans_in_flight=args.in_flight)
             policy = controller_policy(planner, latency, settings,
-                                       tracker=tracker if execution == "tracking" else None)
+                                       tracker=tracker if execution == "tracking" else None,
+                                       robot_model=robot_model)
             start = time.perf_counter()
             episodes = run_episodes(policy, args.seeds, args.env_id, args.max_steps,
                                     progress=not args.no_progress, desc=key)

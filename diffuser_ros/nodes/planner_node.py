@@ -164,15 +164,18 @@ class PlannerNode(LifecycleNode):
 
     def _configure(self) -> None:
         own = self.parameter_handler.get(PlannerNodeSettings)
-        model = load_model(own, self._config, self._mapping)  # CheckpointError, StartupError
+        model = load_model(own, self._config, self._mapping,  # CheckpointError, StartupError
+                           self._settings.plans_in_flight)
         self.planner, self._torch_threads, spec = model.planner, model.torch_threads, \
             model.planner.spec
         if model.tracker is None:
-            self.get_logger().info(f"execution 'tracking' unavailable: {model.tracker_note}")
+            self.get_logger().info("execution 'tracking' and predict_ahead unavailable: "
+                                   f"{model.tracker_note}")
         try:
             self.controller = RecedingHorizonController(
                 self.planner, self._settings, clock=lambda: self.get_clock().now().nanoseconds,
-                emit=self._publish, log=self._log, tracker=model.tracker)
+                emit=self._publish, log=self._log, tracker=model.tracker,
+                robot_model=model.robot_model, spare_planners=model.spare_planners)
         except ValueError as exc:  # e.g. execution 'tracking' without the robot's model
             raise StartupError(f"{exc} (model {model.path}, env_id {spec.env_id!r})") from None
         self._joint_indices = planner_messages.joint_indices(

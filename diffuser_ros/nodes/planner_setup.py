@@ -1,9 +1,10 @@
 """What ``planner_node`` loads at ``configure``, apart from ROS (rclpy-free).
 
 The model with the node's planner settings, checked against what the node maps onto it (the joint
-mapping's observation size, the action joints), the robot-model tracker where one can be built,
-and a warm-up plan. Every refusal is a :class:`StartupError` (or the checkpoint's own
-``CheckpointError``) whose message names the model and the cause.
+mapping's observation size, the action joints); one copy per further plan in flight; the robot
+model (start-state prediction) and its tracker where they can be built; and a warm-up plan.
+Every refusal is a :class:`StartupError` (or the checkpoint's own ``CheckpointError``) whose
+message names the model and the cause.
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ class LoadedModel:
     path: str
     torch_threads: int       # the threads torch plans with
     tracker: object | None   # for execution 'tracking' (None: unavailable, ``tracker_note`` why)
+    robot_model: object | None  # for predict_ahead (None with the tracker, for the same reason)
     tracker_note: str
+    spare_planners: list     # copies for the plans in flight beyond the first
     warm_up_s: float         # the first plan, which pays for lazy initialisation
 
 
-def load_model(settings, config: PlannerConfig, mapping: JointStateMapping) -> LoadedModel:
-    """Load the model named by the node ``settings`` (:class:`PlannerNodeSettings`)."""
+def load_model(settings, config: PlannerConfig, mapping: JointStateMapping,
+               plans_in_flight: int = 1) -> LoadedModel:
+    """Load the model named by the node ``settings`` (:class:`PlannerNodeSettings`), once per
+    plan in flight."""
     path = settings.model_path or str(default_model_path())
     threads = set_cpu_threads(settings.torch_threads)
     # Load with the checkpoint's architecture, then apply the ROS settings, so a setting the
@@ -58,7 +63,11 @@ def load_model(settings, config: PlannerConfig, mapping: JointStateMapping) -> L
             tracker, note = ModelInverseDynamics.for_planner(planner, mapping.position_skip), ""
         except Exception as exc:  # noqa: BLE001 - gymnasium/mujoco missing or env unknown
             note = str(exc)
-    return LoadedModel(planner, path, threads, tracker, note, warm_up(planner))
+    spares = [load_planner(path, config=config) for _ in range(plans_in_flight - 1)]
+    for spare in spares:
+        warm_up(spare)
+    return LoadedModel(planner, path, threads, tracker, tracker and tracker.model, note, spares,
+                       warm_up(planner))
 
 
 def warm_up(planner) -> float:

@@ -84,6 +84,7 @@ class Plan:
     values: np.ndarray
     best: np.ndarray
     warm_started: bool
+    trajectory: torch.Tensor | None = None  # the best plans, normalised [B, D, H] (warm starts)
 
     @property
     def best_actions(self) -> np.ndarray:
@@ -234,7 +235,7 @@ class DiffusionPlanner:
     def plan(self, observation, constraints: Constraints | None = None,
              generator: torch.Generator | None = None,
              noise: torch.Tensor | None = None, warm_start_shift: int = 1,
-             command=None) -> Plan:
+             command=None, warm_start="previous") -> Plan:
         """Plan from ``observation`` ([obs_dim] or [B, obs_dim], raw units).
 
         ``constraints`` adds inpainting conditions ``{horizon_index: (obs_dims, values)}`` on top
@@ -248,6 +249,9 @@ class DiffusionPlanner:
         ``command``: the commanded forward speed (m/s; a number, or ``[B]``), planned for with
         the command terms of the objective (``command_weight``, ``speed_cost_weight``); ``None``
         plans for the learned return alone.
+        ``warm_start`` (with ``config.warm_start``): ``"previous"`` = this planner's previous
+        plan; a :class:`Plan` = that plan (e.g. the newest one delivered while others are still
+        being computed); ``None`` = start cold.
         Raises ``ValueError`` for input it cannot plan from (see :meth:`check_observation`,
         :meth:`check_command`, :meth:`check_constraints`) and :class:`PlanningError` when the
         plan came out non-finite (then nothing of it is kept: the next call starts cold).
@@ -259,19 +263,24 @@ class DiffusionPlanner:
         if isinstance(warm_start_shift, bool) or not isinstance(warm_start_shift, int) or \
                 warm_start_shift < 0:
             raise ValueError(f"warm_start_shift must be an integer >= 0, got {warm_start_shift!r}")
+        if isinstance(warm_start, Plan):
+            warm_start = warm_start.trajectory
+        elif warm_start is not None and warm_start != "previous":
+            raise ValueError(f"warm_start must be 'previous', a Plan or None, got {warm_start!r}")
         with self._lock:
+            previous = self._previous if isinstance(warm_start, str) else warm_start
             return self._plan(obs, single, constraints, generator, noise, warm_start_shift,
-                              command)
+                              command, previous)
 
     def _plan(self, obs: np.ndarray, single: bool, constraints, generator, noise,
-              shift: int = 1, command: np.ndarray | None = None) -> Plan:
+              shift: int, command: np.ndarray | None, previous: torch.Tensor | None) -> Plan:
         cfg, spec = self.config, self.spec
         n_env, n_cand = obs.shape[0], cfg.n_candidates
         batch = n_env * n_cand
         act_dim, horizon, dim = spec.action_dim, spec.horizon, spec.transition_dim
         conditioning = self._conditioning(obs, constraints, n_env, n_cand)
 
-        warm = cfg.warm_start and self._previous is not None and self._previous.shape[0] == n_env
+        warm = cfg.warm_start and previous is not None and previous.shape[0] == n_env
         n_total = len(self._coefficients.timesteps)
         first = n_total - cfg.warm_start_steps if warm else 0
         coefficients = _slice_coefficients(self._coefficients, first)
@@ -281,8 +290,7 @@ class DiffusionPlanner:
         if warm:
             # Previous best plan shifted by the elapsed steps (last entry repeated), re-noised to
             # the level of the first step we run: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) z.
-            prev = self._previous
-            keep = prev[:, :, min(shift, horizon - 1):]
+            keep = previous[:, :, min(shift, horizon - 1):]
             shifted = torch.cat([keep, keep[:, :, -1:].expand(-1, -1, horizon - keep.shape[2])],
                                 dim=2)
             x0 = shifted.repeat_interleave(n_cand, dim=0)
@@ -325,10 +333,10 @@ class DiffusionPlanner:
         first_action = np.clip(actions[np.arange(n_env), best_np, 0], self._act_low, self._act_high)
         first_action = first_action.astype(np.float64)
         result = Plan(first_action, actions, observations, values.float().cpu().numpy(), best_np,
-                      warm)
+                      warm, self._previous)
         if single:
             result = Plan(result.action[0], result.actions[0], result.observations[0],
-                          result.values[0], result.best[0], warm)
+                          result.values[0], result.best[0], warm, self._previous)
         return result
 
     # -- the checks of what enters a plan: one each, one wording ------------------------------
