@@ -23,7 +23,7 @@ $(STAMP): setup.py
 	$(PY) -m pip install --quiet --upgrade pip
 	# Pinned: the local CPU wheel. An unpinned torch would pull gigabytes of CUDA packages.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[ros-wheels,test,data]'
+	$(PY) -m pip install --quiet -e '.[ros-wheels,test,data,fast]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -61,6 +61,8 @@ setup(
         # Behaviour-policy data generation and multi-GPU training only.
         "data": ["stable-baselines3>=2.3"],
         "test": ["pytest<9", "ruff", "hypothesis>=6.100"],
+        # The `fast` preset's backend: the guided loop as one graph on a CPU.
+        "fast": ["openvino>=2025.0", "onnx>=1.17", "onnxscript>=0.3"],
     },
     zip_safe=False,
     maintainer="diffuser_ros maintainers",

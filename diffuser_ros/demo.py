@@ -49,6 +49,8 @@ PARAMETER_FLAGS = {
     "max_episode_steps": ("hopper_sim_node", "max_episode_steps"),
     "record_video": ("hopper_sim_node", "record_video"),
     "torch_threads": ("planner_node", "torch_threads"),
+    "predict_ahead": ("planner_node", "predict_ahead"),
+    "plans_in_flight": ("planner_node", "plans_in_flight"),
 }
 # `execution: auto` (the default of --execution and of the launch argument): lockstep holds each
 # plan's first action; in real time plans arrive late, so the tracker follows them. The launch

@@ -10,7 +10,7 @@ from diffuser_ros import benchmark
 def test_benchmark_runs_reference_and_presets(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "bench.json"
     benchmark.main(["--model", str(tiny_model_dir), "--repeats", "2", "--warmup", "1",
-                    "--devices", "cpu", "--out", str(out)])
+                    "--devices", "cpu", "--presets", "quality,realtime", "--out", str(out)])
     results = json.loads(out.read_text())
     names = [v["variant"] for v in results["variants"]]
     assert names == ["diffusers ValueGuidedRLPipeline", "ours@quality", "ours@realtime"]

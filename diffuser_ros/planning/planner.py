@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from diffusers import DDPMScheduler, UNet1DModel
 
+from diffuser_ros.planning.compiled import CompiledLoop, check_backend
 from diffuser_ros.planning.config import PlannerConfig
 from diffuser_ros.planning.device import resolve_device
 from diffuser_ros.planning.models import check_horizon
@@ -191,7 +192,9 @@ class DiffusionPlanner:
     def configure(self, config: PlannerConfig) -> None:
         """Apply new settings (validated against the model first); takes effect between plans."""
         config.validate(self.schedule.num_train_timesteps)
+        check_backend(config.backend)
         with self._lock:
+            self._loops: dict = {}  # compiled loops by shape (backend), rebuilt for new settings
             device = resolve_device(config.device)
             first_time = not hasattr(self, "_generator")
             # Compared before self.device changes: compiled networks are specialised to their
@@ -276,8 +279,7 @@ class DiffusionPlanner:
               shift: int, command: np.ndarray | None, previous: torch.Tensor | None) -> Plan:
         cfg, spec = self.config, self.spec
         n_env, n_cand = obs.shape[0], cfg.n_candidates
-        batch = n_env * n_cand
-        act_dim, horizon, dim = spec.action_dim, spec.horizon, spec.transition_dim
+        batch, horizon = n_env * n_cand, spec.horizon
         conditioning = self._conditioning(obs, constraints, n_env, n_cand)
 
         warm = cfg.warm_start and previous is not None and previous.shape[0] == n_env
@@ -300,6 +302,9 @@ class DiffusionPlanner:
             x = noise[0].clone()
         args = (x, conditioning, coefficients, self._guide, noise[1:],
                 self._timesteps(batch, first))
+        if cfg.backend != "torch" and command is None and self.device.type == "cpu" and warm:
+            x, values = self._compiled_loop(*args)(x, noise[1:], conditioning)
+            return self._result(x, values, obs, single, constraints, n_env, n_cand, warm)
         networks = self._networks()
         try:
             x, values = guided_sample(networks[0], self._objective(networks, command, n_cand),
@@ -311,7 +316,24 @@ class DiffusionPlanner:
             self._compiled = (self._unet, self._value, self._command_value)
             x, values = guided_sample(self._unet, self._objective(self._compiled, command, n_cand),
                                       *args)
+        return self._result(x, values, obs, single, constraints, n_env, n_cand, warm)
 
+    def _compiled_loop(self, x, conditioning, coefficients, guide, step_noise, timesteps):
+        """The guided loop of this shape on ``config.backend`` (built at its first use)."""
+        key = (tuple(x.shape), len(timesteps), tuple((h, tuple(c.tolist()))
+                                                   for h, c, _ in conditioning.entries))
+        loop = self._loops.get(key)
+        if loop is None:
+            loop = CompiledLoop(self._unet, Objective(self._value), x, conditioning, coefficients,
+                                guide, step_noise, timesteps, self.config.backend,
+                                torch.get_num_threads())
+            self._loops[key] = loop
+        return loop
+
+    def _result(self, x, values, obs, single, constraints, n_env, n_cand, warm) -> Plan:
+        """The sampled trajectories as a :class:`Plan` (un-normalised, the best ranked)."""
+        spec = self.spec
+        act_dim, horizon, dim = spec.action_dim, spec.horizon, spec.transition_dim
         x = x.view(n_env, n_cand, dim, horizon)
         values = values.view(n_env, n_cand)
         if not (torch.isfinite(x).all() and torch.isfinite(values).all()):
@@ -425,6 +447,7 @@ class DiffusionPlanner:
         """``ValueError`` unless this model can plan with ``config`` (on its device)."""
         config.validate(self.schedule.num_train_timesteps)
         resolve_device(config.device)
+        check_backend(config.backend)
 
     def _check_in_bounds(self, values: np.ndarray, dims: np.ndarray, what: str) -> None:
         """``values [..., len(dims)]`` of observation entries ``dims``: finite and plausible."""
