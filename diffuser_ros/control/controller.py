@@ -2,20 +2,13 @@
 
 The control logic of ``planner_node`` apart from ROS, so that every decision is testable with a
 fake clock and the closed-loop evaluator and the node drive one implementation. It wires small
-parts, each in its own module:
-
-* :class:`~diffuser_ros.control.mailbox.StateMailbox` — the newest checked state, and re-sends;
-* the **planning cycle** ``begin`` → ``compute`` → ``finish`` (:meth:`run_once` runs all three,
-  :meth:`start` on a worker thread). Pending planner settings and resets apply in ``begin``, never
-  mid-plan; the warm start shifts by the control steps that really passed. The evaluator's
-  latency model calls ``finish`` ``d`` control steps after ``begin``;
-* an **execution strategy** (:mod:`~diffuser_ros.control.execution`: hold, time-indexed,
-  tracking) — the action the newest plan gives, when it arrives and at each control tick;
-* **safety** (:mod:`~diffuser_ros.control.safety`) — e-stop, inactive, no state or a stale one →
-  the safe action; every action passes the :class:`ActionGuard` (finite, within bounds) or a
-  safe action goes out instead, with the reason;
-* :class:`~diffuser_ros.control.targets.Targets` — the speed command and goal;
-* **status** (:mod:`~diffuser_ros.control.status`) — counters, latency and action delay.
+parts, each in its own module: the ``mailbox`` (the newest checked state, re-sends); the
+**planning cycle** ``begin`` → ``compute`` → ``finish`` (:meth:`run_once`; :meth:`start` runs
+it on ``workers``), with settings and resets applied between plans (``warm_start``) and the plans
+in flight (``in_flight``: start state, warm start, episode); an ``execution`` strategy (hold,
+time-indexed, tracking); ``safety`` and the guarded ``output`` (e-stop, staleness, nothing
+non-finite or out of bounds goes out); ``targets`` (speed command, goal); ``status``. The
+evaluator's latency model calls ``finish`` ``d`` control steps after ``begin``.
 
 Time is injected: ``clock()`` returns integer nanoseconds on the base of the state stamps (the
 node's ROS clock; simulation time with ``use_sim_time``); 0 means "not started". ``emit`` is always
@@ -25,40 +18,26 @@ called under one lock, so once :meth:`set_estop` has returned, no planned action
 from __future__ import annotations
 
 import logging
-import math
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from diffuser_ros.control.execution import ActivePlan, Tracker, make_execution
+from diffuser_ros.control.in_flight import Job, PlansInFlight
 from diffuser_ros.control.mailbox import State, StateMailbox
 from diffuser_ros.control.output import ControlOutput, GuardedOutput
 from diffuser_ros.control.safety import ActionGuard, Staleness
 from diffuser_ros.control.settings import ControllerSettings
-from diffuser_ros.control.status import ControllerStatus, Counters, health
+from diffuser_ros.control.status import ControllerStatus, Counters, snapshot
 from diffuser_ros.control.targets import Targets
 from diffuser_ros.control.warm_start import BetweenPlans
+from diffuser_ros.control.workers import PlanningWorkers
 from diffuser_ros.latency import LatencyWindow
 from diffuser_ros.planning.planner import PlanningError
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclass
-class Job:
-    """A plan in the making: its start state, warm-start shift, speed and goal."""
-
-    state: State
-    warm_start_shift: int
-    command: float | np.ndarray | None = None
-    constraints: dict | None = None
-    latency: float = math.nan
-    failure: str = ""  # why planning produced nothing usable
-    warm_start: object = False  # a delivered Plan to warm-start from (None: cold; False: the
-    #                             planner's own previous plan, with one plan in flight)
 
 
 class RecedingHorizonController:
@@ -98,11 +77,9 @@ class RecedingHorizonController:
         self._between = BetweenPlans(self._planners, self._log)
         self._active = self._estop = False
         self._active_plan: ActivePlan | None = None
-        self._delivered, self._delivered_stamp = None, 0  # the newest delivered Plan
-        self._in_flight: dict[int, int] = {}  # job id -> stamp its plan starts acting at
-        self._in_flight_lock = threading.Lock()
-        self._workers: list[threading.Thread] = []
-        self._stop = threading.Event()
+        self._in_flight = PlansInFlight()
+        self._workers = PlanningWorkers(self.run_once, self._planners, self._log,
+                                        self._mailbox.wake)
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -127,27 +104,11 @@ class RecedingHorizonController:
     def start(self) -> None:
         """Run the planning cycle on ``plans_in_flight`` worker threads, one planner each
         (idempotent); ``ValueError`` when there are fewer planners."""
-        if any(worker.is_alive() for worker in self._workers):
-            return
-        count = self._settings.plans_in_flight
-        if count > len(self._planners):
-            raise ValueError(f"plans_in_flight {count} needs {count} planners, "
-                             f"got {len(self._planners)}")
-        self._stop.clear()
-        self._workers = [threading.Thread(target=self._run, args=(planner,), daemon=True,
-                                          name=f"diffusion_planner_{i}")
-                         for i, planner in enumerate(self._planners[:count])]
-        for worker in self._workers:
-            worker.start()
+        self._workers.start(self._settings.plans_in_flight)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the workers after the plans in flight (if any)."""
-        self._stop.set()
-        self._mailbox.wake()
-        workers, self._workers = self._workers, []
-        for worker in workers:
-            if worker is not threading.current_thread():
-                worker.join(timeout)
+        self._workers.stop(timeout)
 
     # -- inputs -----------------------------------------------------------------------------
     def offer(self, observation, stamp_ns: int | None = None) -> bool:
@@ -223,7 +184,12 @@ class RecedingHorizonController:
         return new
 
     def request_reset(self) -> None:
-        """Forget the warm start (and re-seed the noise) before the next plan: a new episode."""
+        """Forget the warm start (and re-seed the noise) before the next plan: a new episode.
+        The newest plan, and any still in flight, are for the old one: dropped (the executions
+        that act every period would otherwise start the new episode on the old plan)."""
+        with self._output.lock:
+            self._active_plan = None
+        self._in_flight.new_episode()
         self._between.request_reset()
 
     def set_estop(self, engaged: bool) -> None:
@@ -274,38 +240,24 @@ class RecedingHorizonController:
         shift, reset = self._between.apply(state.stamp_ns, settings.control_period_ns)
         if reset:
             self.targets.new_episode()
-            self._delivered = None
+            self._in_flight.delivered = None
         speed = self.targets.speed_to_plan(state, self._clock(), settings.command_timeout,
                                            settings.command_gain)
         job = Job(state, shift, speed, self.targets.constraints)
         if settings.plans_in_flight > 1:  # never warm-start from a plan still being computed
-            job.warm_start = self._delivered
-            if self._delivered is not None:
-                job.warm_start_shift = max(1, round(
-                    (state.stamp_ns - self._delivered_stamp) / settings.control_period_ns))
-        with self._in_flight_lock:
-            self._in_flight[id(job)] = state.stamp_ns
+            self._in_flight.warm_start(job, settings.control_period_ns)
+        self._in_flight.begun(job)
         return job
 
     def _predicted(self, state: State, ahead: int) -> State:
-        """Where the robot will be ``ahead`` periods after ``state``: the robot model stepped
-        under the actions committed until then. Those are what the execution sends from the
-        newest plan; from the moment a plan still in flight starts acting, they are unknown and
-        estimated by the newest plan's own actions for those steps."""
+        """Where the robot will be ``ahead`` periods after ``state`` (robot model, committed
+        actions: :class:`~diffuser_ros.control.in_flight.PlansInFlight`)."""
         period = self._settings.control_period_ns
-        with self._in_flight_lock:
-            arrival = min(self._in_flight.values(), default=None)
-        plan, safe = self._active_plan, self._output.safe_action()
-        actions = []
-        for k in range(ahead):
-            at = state.stamp_ns + k * period
-            action = None
-            if plan is not None:
-                action = plan.action_at(at, period) if arrival is not None and at >= arrival \
-                    else self._execution.planned_action(plan, at, period)
-            actions.append(safe if action is None else action)
-        observation = self._robot_model.predict(state.observation, np.stack(actions))
-        return State(observation, state.stamp_ns + ahead * period, state.key)
+        actions = self._in_flight.committed_actions(self._active_plan, self._execution,
+                                                    state.stamp_ns, ahead, period,
+                                                    self._output.safe_action())
+        return State(self._robot_model.predict(state.observation, actions),
+                     state.stamp_ns + ahead * period, state.key)
 
     def compute(self, job: Job, planner=None):
         """Plan from the job's state (the expensive part; no lock held) with ``planner`` (default
@@ -325,11 +277,10 @@ class RecedingHorizonController:
         """Publish the plan's action (unless e-stopped or deactivated meanwhile). True if sent."""
         self._latency.add(job.latency)
         self._between.planned_from(job.state.stamp_ns)
-        with self._in_flight_lock:
-            self._in_flight.pop(id(job), None)
+        current = self._in_flight.ended(job)
         with self._output.lock:
-            if self._estop or not self._active:
-                return False  # e-stop or deactivation while planning: drop the plan
+            if self._estop or not self._active or not current:
+                return False  # e-stop, deactivation or a new episode while planning: dropped
             if self._active_plan is not None and job.state.stamp_ns < self._active_plan.stamp_ns:
                 self._counters.late += 1  # a newer plan is out already: this one is stale
                 return False
@@ -341,7 +292,7 @@ class RecedingHorizonController:
             self._counters.best_value = float(np.mean(plan.best_value))
             self._active_plan = ActivePlan(np.asarray(plan.action), np.asarray(plan.best_actions),
                                            np.asarray(plan.best_observations), job.state.stamp_ns)
-            self._delivered, self._delivered_stamp = plan, job.state.stamp_ns
+            self._in_flight.delivered, self._in_flight.delivered_stamp = plan, job.state.stamp_ns
             action, failure = self._execute(now) if now else (self._active_plan.first_action, "")
             if failure:
                 self._discard_plan(failure)
@@ -354,15 +305,6 @@ class RecedingHorizonController:
                 return False
             self._mailbox.answered(job.state, sent.action)
             return True
-
-    def _run(self, planner) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once(timeout=0.25, planner=planner)
-            except Exception as exc:  # noqa: BLE001 - the controller must survive a failed plan
-                if self._stop.is_set():
-                    break
-                self._log(logging.ERROR, f"planning failed: {exc!r}")
 
     # -- safety and execution ---------------------------------------------------------------
     def tick(self) -> ControlOutput | None:
@@ -415,23 +357,6 @@ class RecedingHorizonController:
 
     # -- status -----------------------------------------------------------------------------
     def status(self) -> ControllerStatus:
-        latency, delay = self._latency.summary(), self._delay.summary()
-        now, age, c, out = self._clock(), self.state_age(), self._counters, self._output
-        timeout = self._settings.command_timeout
-        level, message = health(active=self._active, estop=self._estop,
-                                safe_reason=self._output.safe_reason, clock_started=now != 0,
-                                state_age=age, delay=delay,
-                                control_period=self._settings.control_period)
-        command = self.targets.command(now, timeout)
-        return ControllerStatus(
-            active=self._active, estop=self._estop, level=level, message=message,
-            plans=latency["count"], latency=latency, delay=delay,
-            rejected_states=c.rejected, last_rejection=c.last_rejection,
-            resent_states=c.resent, safe_actions=out.safe_count, discarded_plans=out.discarded,
-            last_discard=out.last_discard, late_plans=c.late, resets=self._between.resets,
-            state_age=age,
-            best_value=c.best_value, command=command,
-            planned_command=self.targets.planned_speed if command is not None else None,
-            command_age=self.targets.command_age(now, timeout),
-            constraints=self.targets.constrained_entries, settings=self._settings,
-            planner_config=self.planner.config, warm_start_shift=self._between.shift)
+        now = self._clock()
+        return snapshot(self, now, self.state_age(), self._counters, self._output,
+                        self._between, self._latency.summary(), self._delay.summary())

@@ -12,13 +12,17 @@ as the robot's observation does, so a prediction reads like a measurement.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from diffuser_ros.robots import Robot, robot_for_env
 
 
 class RobotModel:
-    """One control step (``frame_skip`` MuJoCo steps) of ``robot``'s environment model."""
+    """One control step (``frame_skip`` MuJoCo steps) of ``robot``'s environment model.
+    Thread-safe: planners in flight predict, and the tracker tracks, from several threads, and
+    MuJoCo's data may be stepped by one at a time."""
 
     def __init__(self, robot: Robot) -> None:
         import mujoco
@@ -33,6 +37,7 @@ class RobotModel:
         self.high = np.asarray(env.action_space.high, dtype=np.float64)
         env.close()
         self.data = mujoco.MjData(self.model)
+        self._lock = threading.Lock()
         self.position_skip = robot.position_skip
         self.nq, self.nv, self.nu = self.model.nq, self.model.nv, self.model.nu
         self.observation_dim = self.nq - self.position_skip + self.nv
@@ -50,12 +55,13 @@ class RobotModel:
         """The state one control step after ``observation`` under ``action`` (velocities not
         clipped)."""
         mj, data = self._mujoco, self.data
-        mj.mj_resetData(self.model, data)
-        data.qpos[self.position_skip:] = observation[:self.nq - self.position_skip]
-        data.qvel[:] = observation[self.nq - self.position_skip:]
-        data.ctrl[:] = action
-        mj.mj_step(self.model, data, nstep=self.frame_skip)
-        return np.concatenate([data.qpos[self.position_skip:], data.qvel])
+        with self._lock:
+            mj.mj_resetData(self.model, data)
+            data.qpos[self.position_skip:] = observation[:self.nq - self.position_skip]
+            data.qvel[:] = observation[self.nq - self.position_skip:]
+            data.ctrl[:] = action
+            mj.mj_step(self.model, data, nstep=self.frame_skip)
+            return np.concatenate([data.qpos[self.position_skip:], data.qvel])
 
     def predict(self, observation, actions) -> np.ndarray:
         """The observation after applying ``actions`` in turn: ``observation`` [obs] with

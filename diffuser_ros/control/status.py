@@ -64,3 +64,27 @@ def health(*, active: bool, estop: bool, safe_reason: str, clock_started: bool,
         return WARN, (f"actions go out {delay['mean'] * 1e3:.1f} ms after their state (mean), "
                       f"more than control_period ({control_period * 1e3:.1f} ms)")
     return OK, "planning"
+
+
+def snapshot(controller, now: int, state_age: float | None, counters: Counters, output,
+             between, latency: dict, delay: dict) -> ControllerStatus:
+    """The :class:`ControllerStatus` of a controller and its parts."""
+    settings = controller.settings
+    level, message = health(active=controller.active, estop=controller.estop,
+                            safe_reason=output.safe_reason, clock_started=now != 0,
+                            state_age=state_age, delay=delay,
+                            control_period=settings.control_period)
+    targets, timeout = controller.targets, settings.command_timeout
+    command = targets.command(now, timeout)
+    return ControllerStatus(
+        active=controller.active, estop=controller.estop, level=level, message=message,
+        plans=latency["count"], latency=latency, delay=delay,
+        rejected_states=counters.rejected, last_rejection=counters.last_rejection,
+        resent_states=counters.resent, safe_actions=output.safe_count,
+        discarded_plans=output.discarded, last_discard=output.last_discard,
+        late_plans=counters.late, resets=between.resets, state_age=state_age,
+        best_value=counters.best_value, command=command,
+        planned_command=targets.planned_speed if command is not None else None,
+        command_age=targets.command_age(now, timeout),
+        constraints=targets.constrained_entries, settings=settings,
+        planner_config=controller.planner.config, warm_start_shift=between.shift)

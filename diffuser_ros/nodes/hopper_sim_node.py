@@ -96,6 +96,7 @@ class HopperSimNode(Node):
         self._slowest_answer = 0.0   # longest time from a state to the action that answered it
         self._known_subscribers = 0
         self._awaiting_reset = False
+        self._reset_requested_at = 0.0
         # held until the controller is engaged (and, in realtime, has sent its first action)
         self._engaged: bool | None = None if p["controller_engaged_topic"] else True
         self._engaged_topic = p["controller_engaged_topic"]
@@ -205,9 +206,9 @@ class HopperSimNode(Node):
     def _on_action(self, msg: Float64MultiArray) -> None:
         if self.finished:
             return
-        if not self._engaged:
+        if not self._engaged or (self._mode == "realtime" and self._awaiting_reset):
             self._held_actions += 1
-            return  # held: the controller is not engaged (e-stop, inactive)
+            return  # held: the controller is not engaged (e-stop, inactive) or not reset yet
         action = np.asarray(msg.data, dtype=np.float64)
         if action.shape != (self._sim.action_dim,) or not np.isfinite(action).all():
             self._rejected += 1
@@ -229,6 +230,9 @@ class HopperSimNode(Node):
     def _on_tick(self) -> None:
         if self.finished:
             return
+        if self._awaiting_reset and \
+                time.monotonic() - self._reset_requested_at >= self._republish_period:
+            self._awaiting_reset = False  # no answer from the planner's reset: go on without
         if self.held:
             # Engaged but waiting for the first action: the controller needs a state to answer,
             # and the one published before it subscribed (or before an e-stop) may be lost.
@@ -288,12 +292,15 @@ class HopperSimNode(Node):
             self._action = np.zeros(self._sim.action_dim)
         client = self._planner_reset
         if client is not None and client.service_is_ready():
-            future = client.call_async(Trigger.Request())
+            # Until the planner has answered, an action is for the last episode (realtime: it
+            # would release the hold): wait for the answer, then publish the first state.
+            self._awaiting_reset = True
+            self._reset_requested_at = time.monotonic()  # gives up after the republish period
+            episode = self._sim.episode
+            client.call_async(Trigger.Request()).add_done_callback(
+                lambda _f: self._after_planner_reset(episode))
             if self._mode == "lockstep":
-                self._awaiting_reset = True
                 self._last_publish = time.monotonic()  # republish fallback if no answer
-                episode = self._sim.episode
-                future.add_done_callback(lambda _f: self._after_planner_reset(episode))
                 return
         self._publish_state()
 

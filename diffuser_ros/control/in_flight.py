@@ -1,0 +1,84 @@
+"""``PlansInFlight``: the plans being computed and what they start from (rclpy-free, thread-safe).
+
+With ``plans_in_flight`` > 1 a plan starts while others are still being computed. Each one:
+
+* starts from where the robot will be when it acts: the robot model stepped under the actions
+  committed until then (:meth:`committed_actions`): what the execution sends from the newest
+  delivered plan, and, from the moment a plan still in flight will act, that plan's unknown
+  actions estimated by the newest plan's own for those steps;
+* warm-starts from the newest plan *delivered* when it begins, never one still being computed;
+* belongs to an episode: one begun before a reset is dropped when it arrives.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from diffuser_ros.control.execution import ActivePlan
+from diffuser_ros.control.mailbox import State
+
+
+@dataclass
+class Job:
+    """A plan in the making: its start state, warm-start shift, speed and goal."""
+
+    state: State
+    warm_start_shift: int
+    command: float | np.ndarray | None = None
+    constraints: dict | None = None
+    latency: float = math.nan
+    failure: str = ""  # why planning produced nothing usable
+    episode: int = 0  # resets requested before it began
+    warm_start: object = False  # a delivered Plan to warm-start from (None: cold; False: the
+    #                             planner's own previous plan, with one plan in flight)
+
+
+class PlansInFlight:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._acting_from: dict[int, int] = {}  # job id -> stamp its plan starts acting at
+        self.episode = 0                        # resets requested so far
+        self.delivered = None                   # the newest delivered Plan, and its stamp
+        self.delivered_stamp = 0
+
+    def new_episode(self) -> None:
+        """A reset was requested: plans in flight are for the old episode."""
+        self.episode += 1
+
+    def begun(self, job) -> None:
+        """``job`` (its state stamped when its plan will act) is being computed."""
+        job.episode = self.episode
+        with self._lock:
+            self._acting_from[id(job)] = job.state.stamp_ns
+
+    def ended(self, job) -> bool:
+        """``job``'s plan is back; False when it belongs to an old episode."""
+        with self._lock:
+            self._acting_from.pop(id(job), None)
+        return job.episode == self.episode
+
+    def warm_start(self, job, period_ns: int) -> None:
+        """Warm-start ``job`` from the newest delivered plan, shifted by the steps between."""
+        job.warm_start = self.delivered
+        if self.delivered is not None:
+            job.warm_start_shift = max(1, round(
+                (job.state.stamp_ns - self.delivered_stamp) / period_ns))
+
+    def committed_actions(self, plan: ActivePlan | None, execution, start_ns: int, steps: int,
+                          period_ns: int, safe: np.ndarray) -> np.ndarray:
+        """``[steps, ...]``: the actions the robot will apply from ``start_ns`` on."""
+        with self._lock:
+            arrival = min(self._acting_from.values(), default=None)
+        actions = []
+        for k in range(steps):
+            at = start_ns + k * period_ns
+            action = None
+            if plan is not None:
+                action = plan.action_at(at, period_ns) if arrival is not None and at >= arrival \
+                    else execution.planned_action(plan, at, period_ns)
+            actions.append(safe if action is None else action)
+        return np.stack(actions)
