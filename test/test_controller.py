@@ -313,6 +313,8 @@ def test_prediction_is_the_simulators_own_next_state_under_the_committed_action(
         # ... and the plan started from exactly there
         np.testing.assert_allclose(plan.best_observations[0], state, atol=1e-6)
         applied = out[-1].action
+    ctl.offer(state, clock.now)  # the state the last prediction was for: the error is reported
+    assert ctl.status().prediction_error < 1e-5
 
 
 def test_prediction_uses_the_plans_own_actions_once_a_plan_in_flight_acts():

@@ -25,7 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from diffuser_ros.control.execution import ActivePlan, Tracker, make_execution
-from diffuser_ros.control.in_flight import Job, PlansInFlight
+from diffuser_ros.control.in_flight import Job, PlansInFlight, PredictionError
 from diffuser_ros.control.mailbox import State, StateMailbox
 from diffuser_ros.control.output import ControlOutput, GuardedOutput
 from diffuser_ros.control.safety import ActionGuard, Staleness
@@ -78,6 +78,7 @@ class RecedingHorizonController:
         self._active = self._estop = False
         self._active_plan: ActivePlan | None = None
         self._in_flight = PlansInFlight()
+        self.prediction_error = PredictionError(planner.normalizer.observation_std)
         self._workers = PlanningWorkers(self.run_once, self._planners, self._log,
                                         self._mailbox.wake)
 
@@ -120,6 +121,8 @@ class RecedingHorizonController:
             self.reject(str(exc))
             return False
         key = stamp_ns or None
+        if key is not None:
+            self.prediction_error.measured(key, obs)
         if not self._mailbox.put(State(obs, stamp_ns or self._clock(), key)):
             self._counters.resent += 1  # the state being planned on, again: its action is coming
         self._output.batch_shape = obs.shape[:-1]
@@ -256,8 +259,10 @@ class RecedingHorizonController:
         actions = self._in_flight.committed_actions(self._active_plan, self._execution,
                                                     state.stamp_ns, ahead, period,
                                                     self._output.safe_action())
-        return State(self._robot_model.predict(state.observation, actions),
-                     state.stamp_ns + ahead * period, state.key)
+        predicted = State(self._robot_model.predict(state.observation, actions),
+                          state.stamp_ns + ahead * period, state.key)
+        self.prediction_error.predicted(predicted.stamp_ns, predicted.observation)
+        return predicted
 
     def compute(self, job: Job, planner=None):
         """Plan from the job's state (the expensive part; no lock held) with ``planner`` (default

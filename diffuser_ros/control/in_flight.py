@@ -12,6 +12,7 @@ With ``plans_in_flight`` > 1 a plan starts while others are still being computed
 
 from __future__ import annotations
 
+import collections
 import math
 import threading
 from dataclasses import dataclass
@@ -35,6 +36,36 @@ class Job:
     episode: int = 0  # resets requested before it began
     warm_start: object = False  # a delivered Plan to warm-start from (None: cold; False: the
     #                             planner's own previous plan, with one plan in flight)
+
+
+class PredictionError:
+    """How far the start-state predictions were from the states later measured at their stamps:
+    the root mean square over the entries, in units of the data's standard deviations, over the
+    last ``window`` predictions that were met by a measurement."""
+
+    def __init__(self, scale: np.ndarray, window: int = 100) -> None:
+        self._scale = np.asarray(scale, dtype=np.float64)
+        self._pending: dict[int, np.ndarray] = {}  # stamp -> predicted observation
+        self._errors: collections.deque = collections.deque(maxlen=window)
+        self._lock = threading.Lock()
+
+    def predicted(self, stamp_ns: int, observation: np.ndarray) -> None:
+        with self._lock:
+            if len(self._pending) > 64:  # never met (a reset, a dropped state): forget the oldest
+                self._pending.pop(min(self._pending))
+            self._pending[stamp_ns] = observation
+
+    def measured(self, stamp_ns: int, observation: np.ndarray) -> None:
+        with self._lock:
+            predicted = self._pending.pop(stamp_ns, None)
+        if predicted is not None and predicted.shape == observation.shape:
+            error = (predicted - observation) / self._scale
+            self._errors.append(float(np.sqrt(np.mean(error ** 2))))
+
+    @property
+    def mean(self) -> float | None:
+        errors = list(self._errors)
+        return float(np.mean(errors)) if errors else None
 
 
 class PlansInFlight:

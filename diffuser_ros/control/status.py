@@ -35,6 +35,7 @@ class ControllerStatus:
     discarded_plans: int       # plans or actions that must not go out (safe action instead)
     last_discard: str          # why the last one was discarded
     late_plans: int            # plans delivered after a newer one, dropped (plans in flight)
+    prediction_error: float | None  # predict_ahead: RMS error, data standard deviations
     resets: int
     state_age: float | None
     best_value: float
@@ -82,7 +83,8 @@ def snapshot(controller, now: int, state_age: float | None, counters: Counters, 
         rejected_states=counters.rejected, last_rejection=counters.last_rejection,
         resent_states=counters.resent, safe_actions=output.safe_count,
         discarded_plans=output.discarded, last_discard=output.last_discard,
-        late_plans=counters.late, resets=between.resets, state_age=state_age,
+        late_plans=counters.late, prediction_error=controller.prediction_error.mean,
+        resets=between.resets, state_age=state_age,
         best_value=counters.best_value, command=command,
         planned_command=targets.planned_speed if command is not None else None,
         command_age=targets.command_age(now, timeout),

@@ -78,6 +78,8 @@ def diagnostic_status(status: ControllerStatus, name: str, device: str,
         "discarded_plans": status.discarded_plans,
         "last_discard": status.last_discard,
         "late_plans": status.late_plans,
+        "prediction_error_std": "none" if status.prediction_error is None else
+        f"{status.prediction_error:.4f}",
         "best_value": f"{status.best_value:.4f}",
         "estop": _text(status.estop),
         "resets": status.resets,
