@@ -48,3 +48,17 @@ def make_tiny_planner(seed: int = 0, config: PlannerConfig | None = None,
     config = config or PlannerConfig(n_candidates=4, seed=seed, device="cpu")
     return DiffusionPlanner(unet, value, make_scheduler(), tiny_normalizer(), spec, config,
                             command_value, TINY_COMMAND_SPEC if with_command else None)
+
+
+class PlannerProxy:
+    """A real planner with its ``plan`` wrapped: subclasses override :meth:`plan` to record
+    calls, hold them or inject a fault, and everything else reaches the planner."""
+
+    def __init__(self, planner):
+        self.planner = planner
+
+    def __getattr__(self, name):
+        return getattr(self.planner, name)
+
+    def plan(self, *args, **kwargs):
+        return self.planner.plan(*args, **kwargs)

@@ -8,7 +8,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import HOPPER_ACT, HOPPER_OBS, HOPPER_SPEED_INDEX, TINY_HORIZON, make_tiny_planner
+from helpers import (
+    HOPPER_ACT,
+    HOPPER_OBS,
+    HOPPER_SPEED_INDEX,
+    TINY_HORIZON,
+    PlannerProxy,
+    make_tiny_planner,
+)
 
 from diffuser_ros.control import ControllerSettings, RecedingHorizonController
 from diffuser_ros.evaluation.closed_loop import FakeClock
@@ -201,19 +208,16 @@ def test_speed_coverage_separates_the_take_off():
 
 
 # -- the controller -------------------------------------------------------------------------
-class RecordingPlanner:
+class RecordingPlanner(PlannerProxy):
     """The real tiny planner, recording what each plan was asked for."""
 
     def __init__(self, planner):
-        self._planner = planner
+        super().__init__(planner)
         self.calls: list[dict] = []
-
-    def __getattr__(self, name):
-        return getattr(self._planner, name)
 
     def plan(self, observation, constraints=None, **kwargs):
         self.calls.append({"constraints": constraints, **kwargs})
-        return self._planner.plan(observation, constraints, **kwargs)
+        return self.planner.plan(observation, constraints, **kwargs)
 
 
 def _controller(planner, **settings):

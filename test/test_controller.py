@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import HOPPER_ACT, HOPPER_OBS, TINY_HORIZON, make_tiny_planner
+from helpers import HOPPER_ACT, HOPPER_OBS, TINY_HORIZON, PlannerProxy, make_tiny_planner
 
 from diffuser_ros.control import ControllerSettings, RecedingHorizonController
 from diffuser_ros.planning import PlannerConfig
@@ -363,17 +363,11 @@ def test_plans_in_flight_run_on_their_own_planners_and_need_one_each():
     both_planning = threading.Barrier(2, timeout=30.0)
     first_entered, newer_out = threading.Event(), threading.Event()
 
-    class Held:
-        def __init__(self, planner):
-            self._planner = planner
-
-        def __getattr__(self, name):
-            return getattr(self._planner, name)
-
+    class Held(PlannerProxy):
         def plan(self, *args, **kwargs):
             first_entered.set()
             both_planning.wait()
-            return self._planner.plan(*args, **kwargs)
+            return self.planner.plan(*args, **kwargs)
 
     def emit(output):
         out.append(output)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import HOPPER_ACT, HOPPER_OBS, make_tiny_planner
+from helpers import HOPPER_ACT, HOPPER_OBS, PlannerProxy, make_tiny_planner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -175,19 +175,13 @@ def test_controller_publishes_only_finite_actions_within_bounds(planner, tracker
     assert outputs[-1].kind == "plan"  # the next good state is planned on normally
 
 
-class PoisonedPlanner:
+class PoisonedPlanner(PlannerProxy):
     """The tiny planner, but every plan's actions are NaN (a fault the last line must catch)."""
-
-    def __init__(self, planner):
-        self._planner = planner
-
-    def __getattr__(self, name):
-        return getattr(self._planner, name)
 
     def plan(self, *args, **kwargs):
         from dataclasses import replace
 
-        plan = self._planner.plan(*args, **kwargs)
+        plan = self.planner.plan(*args, **kwargs)
         return replace(plan, action=np.full_like(plan.action, np.nan),
                        actions=np.full_like(plan.actions, np.nan),
                        observations=np.full_like(plan.observations, np.nan))
