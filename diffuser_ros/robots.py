@@ -53,11 +53,22 @@ class Robot:
         return tuple(f"{j} position" for j in self.joints[self.position_skip:]) + \
             tuple(f"{j} velocity" for j in self.joints)
 
-    def make_env(self, **kwargs):
-        """``gymnasium.make`` of this robot's environment (``kwargs`` go to it)."""
+    def make_env(self, mass_scale: float = 1.0, friction_scale: float = 1.0, **kwargs):
+        """``gymnasium.make`` of this robot's environment (``kwargs`` go to it). ``mass_scale``
+        and ``friction_scale`` multiply every body's mass (and inertia) and every geom's sliding
+        friction: a robot that differs from the controller's model of it."""
         import gymnasium as gym
 
-        return gym.make(self.env_id, **kwargs)
+        for name, scale in (("mass_scale", mass_scale), ("friction_scale", friction_scale)):
+            if not 0 < scale < float("inf"):
+                raise ValueError(f"{name} must be positive and finite, got {scale}")
+        env = gym.make(self.env_id, **kwargs)
+        if mass_scale != 1.0 or friction_scale != 1.0:
+            model = env.unwrapped.model
+            model.body_mass[:] *= mass_scale
+            model.body_inertia[:] *= mass_scale
+            model.geom_friction[:, 0] *= friction_scale
+        return env
 
 
 HOPPER = Robot(

@@ -24,7 +24,8 @@ class SimStartupError(RuntimeError):
     """The simulator cannot start (unknown env, rendering unavailable); the message says why."""
 
 
-def make_env(env_id: str, max_episode_steps: int, render_size: tuple[int, int] | None = None):
+def make_env(env_id: str, max_episode_steps: int, render_size: tuple[int, int] | None = None,
+             mass_scale: float = 1.0, friction_scale: float = 1.0):
     """The gymnasium env; with ``render_size`` it renders RGB frames or raises SimStartupError.
 
     A failed rendering probe is remembered by :func:`~diffuser_ros.rendering.make_render_env`
@@ -37,7 +38,8 @@ def make_env(env_id: str, max_episode_steps: int, render_size: tuple[int, int] |
     if render_size is not None:
         prepare_headless_gl()  # before the first env imports mujoco and its GL back-end
 
-    kwargs = {"max_episode_steps": max_episode_steps, "disable_env_checker": True}
+    kwargs = {"max_episode_steps": max_episode_steps, "disable_env_checker": True,
+              "mass_scale": mass_scale, "friction_scale": friction_scale}
     try:
         env = robot.make_env(**kwargs)
     except Exception as exc:  # noqa: BLE001 - gymnasium raises several error types

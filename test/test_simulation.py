@@ -41,3 +41,28 @@ def test_a_video_that_cannot_be_written_is_a_clear_startup_error(tmp_path):
     env = make_env(HOPPER.env_id, max_episode_steps=10)
     with pytest.raises(SimStartupError, match="cannot write video"):
         SimulatedEpisodes(env, seed=0, record_video=str(tmp_path / "run.avi"))
+
+
+def test_a_simulated_robot_can_differ_from_its_model():
+    from diffuser_ros.control.robot_model import RobotModel
+
+    model = RobotModel(HOPPER)  # the controller's model: as trained
+    action = np.array([0.2, -0.2, 0.1])
+    for scales, matches in (({}, True), ({"mass_scale": 1.5}, False)):
+        env = HOPPER.make_env(**scales)
+        state, _ = env.reset(seed=4)
+        for _ in range(5):  # standing on the floor: contact, where friction acts
+            predicted = model.predict(state, action[None])
+            state, *_ = env.step(action.astype(np.float32))
+        env.close()
+        assert np.allclose(predicted, state, atol=1e-6) == matches
+    heavy, normal = HOPPER.make_env(mass_scale=1.5), HOPPER.make_env()
+    np.testing.assert_allclose(heavy.unwrapped.model.body_mass,
+                               1.5 * normal.unwrapped.model.body_mass)
+    slippery = HOPPER.make_env(friction_scale=0.3)
+    np.testing.assert_allclose(slippery.unwrapped.model.geom_friction[:, 0],
+                               0.3 * normal.unwrapped.model.geom_friction[:, 0])
+    for env in (heavy, normal, slippery):
+        env.close()
+    with pytest.raises(ValueError, match="mass_scale"):
+        HOPPER.make_env(mass_scale=0.0)

@@ -200,9 +200,12 @@ def sb3_policy(path: str | Path, deterministic: bool = True) -> CallablePolicy:
 def run_episodes(policy_fn: Callable[[np.ndarray], np.ndarray], seeds: Sequence[int],
                  env_id: str = DEFAULT_ROBOT.env_id, max_steps: int = 1000,
                  on_step: StepCallback | None = None, progress: bool = True,
-                 desc: str = "episodes") -> list[EpisodeResult]:
+                 desc: str = "episodes", mass_scale: float = 1.0,
+                 friction_scale: float = 1.0) -> list[EpisodeResult]:
     """Run one episode per seed, all envs side by side, until each terminates or truncates
     (or ``max_steps``). ``policy_fn`` is called once per step with every env's observation.
+    ``mass_scale``/``friction_scale``: the simulated robot differs from its model
+    (:meth:`~diffuser_ros.robots.Robot.make_env`).
 
     Finished envs stay in the batch with their final observation until every episode is over
     (see :func:`~diffuser_ros.rollout.roll_out`). Tradeoff: the tail of a run plans for rows
@@ -222,7 +225,7 @@ def run_episodes(policy_fn: Callable[[np.ndarray], np.ndarray], seeds: Sequence[
     envs = []
     try:
         for _ in seeds:
-            envs.append(robot.make_env())
+            envs.append(robot.make_env(mass_scale=mass_scale, friction_scale=friction_scale))
         episodes = roll_out(envs, seeds, policy_fn, max_episode_steps=max_steps,
                             max_steps=max_steps, on_step=hook,
                             progress=desc if progress else None)

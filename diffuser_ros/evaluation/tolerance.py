@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predict-ahead", default="0",
                    help="controller predict_ahead (latency compensation, control steps): a "
                         "number, or 'd' = each point's latency")
+    p.add_argument("--mass-scale", type=float, default=1.0,
+                   help="the simulated robot's masses x this (its model, for prediction and "
+                        "tracking, stays as trained): a robot the model does not match")
+    p.add_argument("--friction-scale", type=float, default=1.0,
+                   help="the simulated robot's sliding friction x this")
     p.add_argument("--in-flight", type=int, default=1,
                    help="controller plans_in_flight: plans computed at once (one started per "
                         "step)")
@@ -81,6 +86,7 @@ def run(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     settings_record = {"model": model, "config": config.to_dict(), "seeds": args.seeds,
                        "predict_ahead": args.predict_ahead, "plans_in_flight": args.in_flight,
+                       "mass_scale": args.mass_scale, "friction_scale": args.friction_scale,
                        "max_steps": args.max_steps, "env_id": args.env_id,
                        "device": str(planner.device)}
     results = ResultsFile(out / "tolerance.json", settings_record, sections=("points",))
@@ -106,7 +112,9 @@ def run(args: argparse.Namespace) -> dict:
                                        robot_model=robot_model)
             start = time.perf_counter()
             episodes = run_episodes(policy, args.seeds, args.env_id, args.max_steps,
-                                    progress=not args.no_progress, desc=key)
+                                    progress=not args.no_progress, desc=key,
+                                    mass_scale=args.mass_scale,
+                                    friction_scale=args.friction_scale)
             summary = summarize(episodes)
             summary.update(execution=execution, latency_steps=latency,
                            wall_s=round(time.perf_counter() - start, 1),

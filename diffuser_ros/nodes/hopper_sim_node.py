@@ -78,7 +78,8 @@ class HopperSimNode(Node):
         self._action_timeout = p["action_timeout"]
         self._republish_period = p["state_republish_period"]
         render = (p["video_width"], p["video_height"]) if p["record_video"] else None
-        env = make_env(p["env_id"], p["max_episode_steps"], render)
+        env = make_env(p["env_id"], p["max_episode_steps"], render, p["mass_scale"],
+                       p["friction_scale"])
         self._joint_names = joint_layout(env)
         # Simulation time = 1 s + steps of the whole run * dt.
         self._sim = SimulatedEpisodes(env, self._seed, p["record_video"])

@@ -104,6 +104,13 @@ class SimulatorSettings:
     seed: int = setting(
         0, "Episode k resets with seed + k; -1 = unseeded.", range=(-1, 2**31 - 1),
         runtime=False)
+    mass_scale: float = setting(
+        1.0, "Every body's mass and inertia x this: a robot that differs from the planner's "
+        "model of it (the robot model used for prediction and tracking stays as trained).",
+        range=(0.1, 10.0), runtime=False)
+    friction_scale: float = setting(
+        1.0, "Every geom's sliding friction x this (as mass_scale).", range=(0.1, 10.0),
+        runtime=False)
     action_timeout: float = setting(
         0.5, "Realtime mode: zero action once no action has arrived for this long.",
         range=(1e-3, 3600.0), unit="s", runtime=False)
