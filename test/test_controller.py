@@ -391,3 +391,18 @@ def test_plans_in_flight_run_on_their_own_planners_and_need_one_each():
     assert clock.now + PERIOD in planned and len(planned) + ctl.status().late_plans == 2
     with pytest.raises(ValueError, match="needs 2 planners"):
         RecedingHorizonController(make_tiny_planner(), settings, clock=clock, emit=out).start()
+
+
+def test_action_delay_counts_from_the_measured_state_when_planning_from_a_prediction():
+    from diffuser_ros.control.robot_model import RobotModel
+
+    clock, out = FakeClock(), Outputs()
+    planner = make_tiny_planner()
+    ctl = RecedingHorizonController(planner, ControllerSettings(predict_ahead=2), clock=clock,
+                                    emit=out, robot_model=RobotModel.for_planner(planner))
+    ctl.activate()
+    ctl.offer(obs(0.1), clock.now)
+    job = ctl.begin()
+    clock.advance(3 * PERIOD)  # delivered three periods after the measurement
+    ctl.finish(job, ctl.compute(job))
+    assert ctl.status().delay["mean"] == pytest.approx(3 * PERIOD * 1e-9)

@@ -237,7 +237,7 @@ class RecedingHorizonController:
                     self._counters.resent += 1
                     self._output.send(answer, "repeat", state.key)
             return None
-        settings = self._settings
+        settings, measured_ns = self._settings, state.stamp_ns
         if settings.predict_ahead:
             state = self._predicted(state, settings.predict_ahead)
         shift, reset = self._between.apply(state.stamp_ns, settings.control_period_ns)
@@ -246,7 +246,7 @@ class RecedingHorizonController:
             self._in_flight.delivered = None
         speed = self.targets.speed_to_plan(state, self._clock(), settings.command_timeout,
                                            settings.command_gain)
-        job = Job(state, shift, speed, self.targets.constraints)
+        job = Job(state, shift, speed, self.targets.constraints, measured_ns=measured_ns)
         if settings.plans_in_flight > 1:  # never warm-start from a plan still being computed
             self._in_flight.warm_start(job, settings.control_period_ns)
         self._in_flight.begun(job)
@@ -293,7 +293,7 @@ class RecedingHorizonController:
                 self._discard_plan(job.failure)
                 return False
             now = self._clock()
-            self._delay.add(max(now - job.state.stamp_ns, 0) * 1e-9)
+            self._delay.add(max(now - job.measured_ns, 0) * 1e-9)  # from the measurement
             self._counters.best_value = float(np.mean(plan.best_value))
             self._active_plan = ActivePlan(np.asarray(plan.action), np.asarray(plan.best_actions),
                                            np.asarray(plan.best_observations), job.state.stamp_ns)

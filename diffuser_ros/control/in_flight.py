@@ -33,6 +33,7 @@ class Job:
     constraints: dict | None = None
     latency: float = math.nan
     failure: str = ""  # why planning produced nothing usable
+    measured_ns: int = 0  # stamp of the measured state (``state`` may be a prediction)
     episode: int = 0  # resets requested before it began
     warm_start: object = False  # a delivered Plan to warm-start from (None: cold; False: the
     #                             planner's own previous plan, with one plan in flight)
