@@ -19,13 +19,12 @@ PAGE = Path(__file__).resolve().parents[1] / "docs" / "ros.md"
 
 def tables() -> dict[str, str]:
     from diffuser_ros.nodes.node_settings import parameters_of
-    from diffuser_ros.planning.config import markdown_tables
+    from diffuser_ros.planning.config import presets_table
     from diffuser_ros.settings import markdown_table
 
-    _, presets = markdown_tables()
     return {"planner_node parameters": markdown_table(parameters_of("planner_node")),
             "hopper_sim_node parameters": markdown_table(parameters_of("hopper_sim_node")),
-            "presets": presets}
+            "presets": presets_table()}
 
 
 def render(text: str) -> str:

@@ -224,8 +224,7 @@ def test_warm_start_starts_from_the_shifted_previous_plan(hopper_observation):
     shifted by one step, scaled by sqrt(alpha_bar), conditions re-imposed."""
     planner = make_tiny_planner(config=PlannerConfig(n_candidates=4, seed=0, device="cpu",
                                                      warm_start=True, warm_start_steps=3))
-    planner.plan(hopper_observation)
-    previous = planner.warm_start_plan.clone()
+    previous = planner.plan(hopper_observation).trajectory.clone()
     unet = RecordingUNet(planner.unet)
     planner.configure(planner.config.replace(n_guide_steps=0))
     noise = torch.zeros(4, 4, TINY_HORIZON, DIM)

@@ -243,7 +243,6 @@ class RecedingHorizonController:
         shift, reset = self._between.apply(state.stamp_ns, settings.control_period_ns)
         if reset:
             self.targets.new_episode()
-            self._in_flight.delivered = None
         speed = self.targets.speed_to_plan(state, self._clock(), settings.command_timeout,
                                            settings.command_gain)
         job = Job(state, shift, speed, self.targets.constraints, measured_ns=measured_ns)
@@ -297,7 +296,7 @@ class RecedingHorizonController:
             self._counters.best_value = float(np.mean(plan.best_value))
             self._active_plan = ActivePlan(np.asarray(plan.action), np.asarray(plan.best_actions),
                                            np.asarray(plan.best_observations), job.state.stamp_ns)
-            self._in_flight.delivered, self._in_flight.delivered_stamp = plan, job.state.stamp_ns
+            self._in_flight.delivered(job, plan)
             action, failure = self._execute(now) if now else (self._active_plan.first_action, "")
             if failure:
                 self._discard_plan(failure)

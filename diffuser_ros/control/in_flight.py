@@ -74,12 +74,18 @@ class PlansInFlight:
         self._lock = threading.Lock()
         self._acting_from: dict[int, int] = {}  # job id -> stamp its plan starts acting at
         self.episode = 0                        # resets requested so far
-        self.delivered = None                   # the newest delivered Plan, and its stamp
-        self.delivered_stamp = 0
+        self._delivered = None                  # the newest delivered Plan, and its stamp
+        self._delivered_stamp = 0
 
     def new_episode(self) -> None:
-        """A reset was requested: plans in flight are for the old episode."""
+        """A reset was requested: the plans in flight, and the newest delivered one, are for the
+        old episode."""
         self.episode += 1
+        self._delivered = None
+
+    def delivered(self, job, plan) -> None:
+        """``job``'s ``plan`` went out: the warm start of the plans begun from now on."""
+        self._delivered, self._delivered_stamp = plan, job.state.stamp_ns
 
     def begun(self, job) -> None:
         """``job`` (its state stamped when its plan will act) is being computed."""
@@ -95,10 +101,10 @@ class PlansInFlight:
 
     def warm_start(self, job, period_ns: int) -> None:
         """Warm-start ``job`` from the newest delivered plan, shifted by the steps between."""
-        job.warm_start = self.delivered
-        if self.delivered is not None:
+        job.warm_start = self._delivered
+        if self._delivered is not None:
             job.warm_start_shift = max(1, round(
-                (job.state.stamp_ns - self.delivered_stamp) / period_ns))
+                (job.state.stamp_ns - self._delivered_stamp) / period_ns))
 
     def committed_actions(self, plan: ActivePlan | None, execution, start_ns: int, steps: int,
                           period_ns: int, safe: np.ndarray) -> np.ndarray:

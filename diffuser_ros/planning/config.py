@@ -109,10 +109,6 @@ class PlannerConfig:
             raise ValueError(f"unknown planner setting(s): {sorted(unknown)}")
         return cls(**data)
 
-    @classmethod
-    def docs(cls) -> dict[str, str]:
-        """Field name → one-line description (used for ROS parameter descriptors and the README)."""
-        return {info.name: info.doc for info in settings_of(cls)}
 
 
 # Named settings, selectable with one ROS parameter (``preset``). ``quality`` is the paper;
@@ -133,22 +129,19 @@ PRESETS: dict[str, dict] = {
 DEFAULT_PRESET = "realtime"
 
 
-def markdown_tables() -> tuple[str, str]:
-    """The README's settings and presets tables, generated from this module (a test keeps the
-    README equal to them)."""
+def presets_table() -> str:
+    """The presets as a markdown table, a column each (docs/ros.md; the settings' own tables
+    come from :func:`diffuser_ros.settings.markdown_table`)."""
     defaults = PlannerConfig()
-    rows = ["| parameter | default | meaning |", "|---|---|---|"]
-    for name, doc in PlannerConfig.docs().items():
-        rows.append(f"| `{name}` | `{getattr(defaults, name)!r}` | {doc} |")
     names = sorted(PRESETS)
-    fields = sorted({k for p in PRESETS.values() for k in p},
-                    key=list(PlannerConfig.docs()).index)
+    order = [info.name for info in settings_of(PlannerConfig)]
+    fields = sorted({k for p in PRESETS.values() for k in p}, key=order.index)
     preset_rows = ["| setting | " + " | ".join(f"`{n}`" for n in names) + " |",
                    "|---|" + "---|" * len(names)]
     for field_name in fields:
         cells = [repr(PRESETS[n].get(field_name, getattr(defaults, field_name))) for n in names]
         preset_rows.append(f"| `{field_name}` | " + " | ".join(f"`{c}`" for c in cells) + " |")
-    return "\n".join(rows), "\n".join(preset_rows)
+    return "\n".join(preset_rows)
 
 
 def preset(name: str, **overrides) -> PlannerConfig:

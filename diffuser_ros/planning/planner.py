@@ -160,12 +160,6 @@ class DiffusionPlanner:
         """The command-conditioned value function (``None``: the model has none)."""
         return self._command_value
 
-    @property
-    def warm_start_plan(self) -> torch.Tensor | None:
-        """The previous best plan the next plan warm-starts from (normalised, ``[B, D, H]``;
-        None: the next plan starts cold)."""
-        return self._previous
-
     def objective(self, command=None, n_candidates: int = 1) -> Objective:
         """What guides and ranks the samples: the value function, or with ``command`` (one speed
         per robot) the weighted command terms of the config (eager networks)."""
