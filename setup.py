@@ -29,8 +29,10 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
-        (f"share/{PACKAGE}/launch", ["launch/hopper.launch.py"]),
-        (f"share/{PACKAGE}/config", ["config/hopper.yaml"]),
+        (f"share/{PACKAGE}/launch", sorted(str(p.relative_to(HERE))
+                                            for p in (HERE / "launch").glob("*.launch.py"))),
+        (f"share/{PACKAGE}/config", sorted(str(p.relative_to(HERE))
+                                            for p in (HERE / "config").glob("*.yaml"))),
         *tree(f"{PACKAGE}/models", "models"),
     ],
     python_requires=">=3.10",
@@ -73,7 +75,8 @@ setup(
     entry_points={
         "console_scripts": [
             "planner_node = diffuser_ros.nodes.planner_node:main",
-            "hopper_sim_node = diffuser_ros.nodes.hopper_sim_node:main",
+            "sim_node = diffuser_ros.nodes.sim_node:main",
+            "hopper_sim_node = diffuser_ros.nodes.sim_node:hopper_main",
             "diffuser-ros-demo = diffuser_ros.demo:main",
             "diffuser-ros-behaviour = diffuser_ros.data.behaviour:main",
             "diffuser-ros-train = diffuser_ros.training.train:main",

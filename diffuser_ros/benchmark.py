@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from diffuser_ros.latency import summarize_latencies
-from diffuser_ros.planning import PRESETS, default_model_path, load_planner, preset
-from diffuser_ros.robots import HOPPER
+from diffuser_ros.planning import PRESETS, default_model_path, load_planner, model_env_id, preset
+from diffuser_ros.robots import DEFAULT_ROBOT, ROBOTS, Robot, robot_for_env
 from diffuser_ros.rollout import roll_out
 
 
@@ -68,14 +68,14 @@ def reference_pipeline(planner):
                                  scheduler=scheduler, env=_StatisticsEnv(planner.normalizer))
 
 
-def replay_observations(n: int, seed: int = 0) -> np.ndarray:
-    """Hopper-v5 observations from a short rollout with small random actions (an episode that
+def replay_observations(n: int, seed: int = 0, robot: Robot = DEFAULT_ROBOT) -> np.ndarray:
+    """``robot``'s observations from a short rollout with small random actions (an episode that
     ends after k observations is followed by one seeded ``seed + k``)."""
     rng = np.random.default_rng(seed)
     out: list[np.ndarray] = []
-    env = HOPPER.make_env()
+    env = robot.make_env()
     try:
-        roll_out([env], [seed], lambda obs: rng.uniform(-0.3, 0.3, (len(obs), HOPPER.action_dim)),
+        roll_out([env], [seed], lambda obs: rng.uniform(-0.3, 0.3, (len(obs), robot.action_dim)),
                  max_steps=n, next_seed=lambda steps: seed + steps, clip_actions=False,
                  on_step=lambda step: out.append(step.observations[0]))
     finally:
@@ -112,7 +112,9 @@ def run(model: str | Path, devices: list[str], repeats: int, warmup: int,
         command: float | None = None) -> dict:
     results = {"model": str(model), "torch": torch.__version__, "threads": torch.get_num_threads(),
                "cpu": platform.processor() or platform.machine(), "variants": []}
-    observations = replay_observations(warmup + repeats)
+    # States of the robot the model was trained on.
+    robot = robot_for_env(model_env_id(model)) or DEFAULT_ROBOT
+    observations = replay_observations(warmup + repeats, robot=robot)
     for device_name in devices:
         variants = [(name, False, None) for name in presets]
         if compile_:
@@ -165,8 +167,10 @@ def print_table(results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-path", "--model", dest="model",
-                        default=str(default_model_path()))
+    parser.add_argument("--model-path", "--model", dest="model", default=None,
+                        help="planner folder (default: the robot's shipped model)")
+    parser.add_argument("--robot", choices=sorted(ROBOTS), default=DEFAULT_ROBOT.name,
+                        help="whose shipped model to time when --model-path is not given")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per variant")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--torch-threads", "--threads", dest="threads", type=int, default=0,
@@ -185,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
                if args.devices == "auto" else args.devices.split(","))
-    results = run(args.model, devices, args.repeats, args.warmup, args.presets.split(","),
+    model = args.model or default_model_path(args.robot)
+    results = run(model, devices, args.repeats, args.warmup, args.presets.split(","),
                   include_reference=not args.no_reference, compile_=args.compile,
                   command=args.command)
     print_table(results)

@@ -1,9 +1,11 @@
-"""``diffuser-ros-demo``: the planner and the Hopper simulator in one process, no launch needed.
+"""``diffuser-ros-demo``: the planner and a robot's simulator in one process, no launch needed.
 
-Runs the same two nodes as ``launch/hopper.launch.py`` with the same parameter file
-(``config/hopper.yaml``) on one in-process executor; the flags mirror the launch arguments::
+Runs the same two nodes as ``launch/robot.launch.py`` (``hopper.launch.py``,
+``walker2d.launch.py``) with the same parameter file (``config/<robot>.yaml``) on one in-process
+executor; the flags mirror the launch arguments::
 
     diffuser-ros-demo --episodes 3 --mode lockstep --preset realtime
+    diffuser-ros-demo --robot walker2d --episodes 3
 
 Other parameters can follow ``--ros-args`` (``-p name:=value`` applies to both nodes, after the
 YAML), e.g. ``diffuser-ros-demo --episodes 1 --ros-args -p n_candidates:=32`` (a planner setting
@@ -29,25 +31,28 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 PACKAGE = "diffuser_ros"
-PARAMS_FILE = ("config", "hopper.yaml")  # relative to the package's share directory
-# node name -> executable; launch/hopper.launch.py starts the same (checked by test_launch.py)
-NODES = {"planner_node": "planner_node", "hopper_sim_node": "hopper_sim_node"}
-# launch argument (CLI flag with '-' for '_') -> (node name, parameter)
+CONFIG_DIR = "config"  # config/<robot>.yaml, relative to the package's share directory
+# The two nodes by role -> executable; launch/robot.launch.py starts the same (test_launch.py
+# checks it). The simulator bridge runs as <robot>_sim_node (node_settings.sim_node_name).
+SIM = "sim_node"
+NODES = {"planner_node": "planner_node", SIM: "sim_node"}
+# launch argument (CLI flag with '-' for '_') -> (node role, parameter)
 LAUNCH_ARGUMENTS = {
-    "mode": ("hopper_sim_node", "mode"),
+    "robot": ("planner_node", "robot"),  # also picks config/<robot>.yaml and the bridge's name
+    "mode": (SIM, "mode"),
     "autostart": ("planner_node", "autostart"),
     "device": ("planner_node", "device"),
     "model_path": ("planner_node", "model_path"),
-    "episodes": ("hopper_sim_node", "max_episodes"),
+    "episodes": (SIM, "max_episodes"),
     "preset": ("planner_node", "preset"),
     "use_sim_time": ("planner_node", "use_sim_time"),
     "execution": ("planner_node", "execution"),
 }
-# More flags that set one node parameter: flag (with '-' for '_') -> (node name, parameter)
+# More flags that set one node parameter: flag (with '-' for '_') -> (node role, parameter)
 PARAMETER_FLAGS = {
-    "seed": ("hopper_sim_node", "seed"),  # and the planner's seed, see overrides()
-    "max_episode_steps": ("hopper_sim_node", "max_episode_steps"),
-    "record_video": ("hopper_sim_node", "record_video"),
+    "seed": (SIM, "seed"),  # and the planner's seed, see overrides()
+    "max_episode_steps": (SIM, "max_episode_steps"),
+    "record_video": (SIM, "record_video"),
     "torch_threads": ("planner_node", "torch_threads"),
     "predict_ahead": ("planner_node", "predict_ahead"),
     "plans_in_flight": ("planner_node", "plans_in_flight"),
@@ -59,23 +64,25 @@ AUTO_EXECUTION = "auto"
 EXECUTION_BY_MODE = {"lockstep": "hold", "realtime": "tracking"}
 
 
-def params_file() -> Path:
-    """``config/hopper.yaml``: from the source tree when run from it, else the installed share."""
-    source = Path(__file__).resolve().parents[1].joinpath(*PARAMS_FILE)
+def params_file(robot: str = "hopper") -> Path:
+    """``config/<robot>.yaml``: from the source tree when run from it, else the installed
+    share."""
+    relative = (CONFIG_DIR, f"{robot}.yaml")
+    source = Path(__file__).resolve().parents[1].joinpath(*relative)
     if source.is_file():
         return source
     candidates = []
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        candidates.append(Path(get_package_share_directory(PACKAGE)).joinpath(*PARAMS_FILE))
+        candidates.append(Path(get_package_share_directory(PACKAGE)).joinpath(*relative))
     except Exception:  # noqa: BLE001 - not in an ament index (e.g. plain pip install)
         pass
-    candidates.append(Path(sys.prefix, "share", PACKAGE).joinpath(*PARAMS_FILE))
+    candidates.append(Path(sys.prefix, "share", PACKAGE).joinpath(*relative))
     for path in candidates:
         if path.is_file():
             return path
-    raise FileNotFoundError(f"cannot find {'/'.join(PARAMS_FILE)} of {PACKAGE} (looked at "
+    raise FileNotFoundError(f"cannot find {'/'.join(relative)} of {PACKAGE} (looked at "
                             f"{[str(source)] + [str(c) for c in candidates]})")
 
 
@@ -98,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        choices=(AUTO_EXECUTION, *info.choices))
             doc += f" '{AUTO_EXECUTION}' = hold in lockstep, tracking in realtime."
         add_argument(parser, info, flag="--" + flag.replace("_", "-"), dest=flag, doc=doc)
-    parser.add_argument("--params-file", type=Path, help="parameter YAML (default: the package's)")
+    parser.add_argument("--params-file", type=Path,
+                        help="parameter YAML (default: the package's config/<robot>.yaml)")
     parser.add_argument("--progress-period", type=float, default=10.0,
                         help="seconds between progress lines while an episode runs (0 = none; "
                              "default 10)")
@@ -143,12 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.task import Future
 
     from diffuser_ros.nodes.entry import StopRequest, spin_until
-    from diffuser_ros.nodes.hopper_sim_node import HopperSimNode, SimStartupError
+    from diffuser_ros.nodes.node_settings import sim_node_name
     from diffuser_ros.nodes.parameters import ParameterError
     from diffuser_ros.nodes.planner_node import PlannerNode, StartupError
+    from diffuser_ros.nodes.sim_node import SimNode, SimStartupError
     from diffuser_ros.planning import CheckpointError
 
-    yaml_path = args.params_file or params_file()
+    robot = args.robot or "hopper"
+    yaml_path = args.params_file or params_file(robot)
     per_node = {node: [Parameter(k, value=v) for k, v in values.items()]
                 for node, values in overrides(args).items()}
     context = rclpy.Context()
@@ -170,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"planner: device {planner.planner.device}, "
                   f"{', '.join(f'{k}={v}' for k, v in planner.planner.config.to_dict().items())}",
                   flush=True)
-        nodes.append(HopperSimNode("hopper_sim_node", context=context,
-                                   parameter_overrides=per_node["hopper_sim_node"]))
+        nodes.append(SimNode(sim_node_name(robot), context=context,
+                             parameter_overrides=per_node[SIM]))
         sim = nodes[1]
         done = Future()
 

@@ -1,110 +1,23 @@
-"""Hopper demo: ``planner_node`` + ``hopper_sim_node`` with ``config/hopper.yaml``.
+"""Hopper demo: ``launch/robot.launch.py`` with ``robot:=hopper`` (``config/hopper.yaml``).
 
-    ros2 launch diffuser_ros hopper.launch.py mode:=realtime episodes:=3 preset:=realtime
+    ros2 launch diffuser_ros hopper.launch.py mode:=realtime episodes:=3
 
-Launch arguments override single parameters of the YAML; the launch ends when the simulator has
-run ``episodes`` episodes (0 = until Ctrl-C), and ends with a non-zero exit code as soon as either
-node fails (e.g. a planner ``model_path`` that does not load). ``planner_node`` is a managed
-(lifecycle) node that configures and activates itself (``autostart:=true``); with
-``autostart:=false`` it waits for ``ros2 lifecycle set /planner_node configure`` / ``activate``,
-and the simulator holds the robot until the planner says it is engaged.
-
-``execution:=auto`` (the default) is resolved here, where the mode is known: ``hold`` in
-lockstep, ``tracking`` in realtime (``EXECUTION_BY_MODE``; ``diffuser-ros-demo`` has the same
-rule, test_launch.py keeps the two equal).
-
-Without launch / launch_ros, ``diffuser-ros-demo`` runs the same nodes with the same YAML in one
-process; its flags mirror these arguments (``--mode``, ``--autostart``, ``--device``,
-``--model-path``, ``--episodes``, ``--preset``, ``--use-sim-time``, ``--execution``).
+Every other argument of robot.launch.py applies (``ros2 launch diffuser_ros hopper.launch.py
+--show-args``).
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import (
-    DeclareLaunchArgument,
-    EmitEvent,
-    OpaqueFunction,
-    RegisterEventHandler,
-    SetLaunchConfiguration,
-)
-from launch.event_handlers import OnProcessExit
-from launch.events import Shutdown
+from launch.actions import IncludeLaunchDescription
 from launch.launch_description import LaunchDescription
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 
-# Lockstep: hold each plan's first action (the world waits for every plan). Realtime: plans
-# arrive tens of control periods late, so follow the newest plan's states with the robot-model
-# tracker at every control period (docs/realtime.md).
-EXECUTION_BY_MODE = {"lockstep": "hold", "realtime": "tracking"}
+ROBOT = "hopper"
 
 
 def generate_launch_description():
-    params = os.path.join(get_package_share_directory("diffuser_ros"), "config", "hopper.yaml")
-
-    def arg(name, value_type):
-        return ParameterValue(LaunchConfiguration(name), value_type=value_type)
-
-    arguments = [
-        DeclareLaunchArgument("mode", default_value="lockstep", choices=["lockstep", "realtime"],
-                              description="Simulator: one step per action, or a 125 Hz timer"),
-        DeclareLaunchArgument("autostart", default_value="true", choices=["true", "false"],
-                              description="Planner configures and activates itself; false: "
-                                          "'ros2 lifecycle set /planner_node configure', then "
-                                          "'activate'"),
-        DeclareLaunchArgument("device", default_value="auto",
-                              description="Planner device: auto, cpu, cuda, cuda:N"),
-        DeclareLaunchArgument("model_path", default_value="",
-                              description="Planner checkpoint folder ('' = the shipped model)"),
-        DeclareLaunchArgument("episodes", default_value="0",
-                              description="Episodes to run before shutting down (0 = unlimited)"),
-        DeclareLaunchArgument("preset", default_value="realtime",
-                              description="Planner preset: realtime, quality (the paper) or '' "
-                                          "(the individual parameters)"),
-        DeclareLaunchArgument("use_sim_time", default_value="true",
-                              description="Planner follows the simulator's /clock"),
-        DeclareLaunchArgument("execution", default_value="auto",
-                              choices=["auto", "hold", "time_indexed", "tracking"],
-                              description="Planner execution between plans; auto: hold in "
-                                          "lockstep, tracking in realtime"),
-    ]
-    planner = Node(
-        package="diffuser_ros", executable="planner_node", name="planner_node", output="screen",
-        parameters=[params, {
-            "device": arg("device", str),
-            "model_path": arg("model_path", str),
-            "preset": arg("preset", str),
-            "use_sim_time": arg("use_sim_time", bool),
-            "execution": arg("execution", str),
-            "autostart": arg("autostart", bool),
-        }])
-    sim = Node(
-        package="diffuser_ros", executable="hopper_sim_node", name="hopper_sim_node",
-        output="screen",
-        parameters=[params, {
-            "mode": arg("mode", str),
-            "max_episodes": arg("episodes", int),
-        }])
-    # Either node ending ends the launch; a failure makes it exit non-zero (launch returns 1 when
-    # an event handler raises, and only then).
-    stop_with = [RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_end_launch))
-                 for node in (planner, sim)]
-    return LaunchDescription([*arguments, OpaqueFunction(function=_resolve_execution), planner,
-                              sim, *stop_with])
-
-
-def _resolve_execution(context):
-    """``execution:=auto`` becomes the mode's execution before the nodes start."""
-    if context.launch_configurations["execution"] != "auto":
-        return []
-    mode = context.launch_configurations["mode"]
-    return [SetLaunchConfiguration("execution", EXECUTION_BY_MODE[mode])]
-
-
-def _end_launch(event, context):
-    if event.returncode != 0:
-        raise RuntimeError(f"{event.action.name} failed (exit code {event.returncode}); "
-                           "its log above says why")
-    return [EmitEvent(event=Shutdown(reason=f"{event.action.name} finished"))]
+    robot_launch = os.path.join(get_package_share_directory("diffuser_ros"), "launch",
+                                "robot.launch.py")
+    return LaunchDescription([IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(robot_launch), launch_arguments={"robot": ROBOT}.items())])

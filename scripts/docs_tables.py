@@ -23,7 +23,7 @@ def tables() -> dict[str, str]:
     from diffuser_ros.settings import markdown_table
 
     return {"planner_node parameters": markdown_table(parameters_of("planner_node")),
-            "hopper_sim_node parameters": markdown_table(parameters_of("hopper_sim_node")),
+            "sim_node parameters": markdown_table(parameters_of("sim_node")),
             "presets": presets_table()}
 
 

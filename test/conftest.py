@@ -37,6 +37,19 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_walker2d_model_dir(tmp_path_factory) -> Path:
+    """A Walker2d-shaped (6 actions + 17 observations, env Walker2d-v5) planner folder with tiny
+    random models."""
+    from diffuser_ros.robots import WALKER2D
+
+    planner = make_tiny_planner(seed=0, robot=WALKER2D)
+    path = tmp_path_factory.mktemp("models") / "tiny_walker2d"
+    save_planner(path, planner.unet, planner.value_function, planner.schedule.scheduler,
+                 planner.normalizer, planner.spec, planner.config)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_command_model_dir(tmp_path_factory) -> Path:
     """``tiny_model_dir`` plus a tiny command value (commandable speeds 1-4 m/s)."""
     planner = make_tiny_planner(seed=0, with_command=True)

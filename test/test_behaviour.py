@@ -74,3 +74,29 @@ def test_pick_policy_takes_the_first_evaluation_reaching_the_return(tmp_path):
         pick_policy(tmp_path, 3000)
     with pytest.raises(FileNotFoundError, match="no eval_history.json"):
         pick_policy(tmp_path / "policies", 1)
+
+
+def test_walker2d_sac_stops_at_the_medium_return_and_records_its_own_robot(tmp_path):
+    """``train --robot walker2d --stop-at-return R`` ends at the first evaluation reaching R
+    (resuming then trains no further), and ``record`` rolls the policy out on the robot its
+    observation size names."""
+    import json
+
+    from diffuser_ros.data.behaviour import pick_policy, record, train
+    from diffuser_ros.robots import WALKER2D
+
+    out = tmp_path / "sac"
+    train(out, total_steps=10_000, eval_every=50, seed=0, robot=WALKER2D,
+          stop_at_return=-1e9)
+    history = json.loads((out / "eval_history.json").read_text())
+    assert [h["steps"] for h in history] == [50]  # stopped at the first evaluation
+    train(out, total_steps=10_000, eval_every=50, seed=0, robot=WALKER2D,
+          stop_at_return=-1e9)  # resumed: already reached, nothing more
+    assert len(json.loads((out / "eval_history.json").read_text())) == 1
+    policy = pick_policy(out, -1e9)
+    assert policy.name == "step_50.zip"
+    attrs = record(policy, tmp_path / "w.hdf5", n_transitions=40, seed=10_000, n_envs=2)
+    data, file_attrs = load_dataset(tmp_path / "w.hdf5")
+    assert file_attrs["env_id"] == "Walker2d-v5" and attrs["env_version"] == "v5"
+    assert data["observations"].shape == (40, WALKER2D.observation_dim)
+    assert data["actions"].shape == (40, WALKER2D.action_dim)

@@ -1,6 +1,7 @@
-"""launch/hopper.launch.py, diffuser-ros-demo and config/hopper.yaml agree with each other and
-with the nodes' built-in defaults. The launch file is read with ``ast`` (launch_ros is not
-needed); test_launch_ros.py runs it with the real ``ros2 launch`` where ROS 2 is installed."""
+"""launch/robot.launch.py (and hopper/walker2d.launch.py, which include it), diffuser-ros-demo
+and config/<robot>.yaml agree with each other and with the nodes' built-in defaults for each
+robot. The launch files are read with ``ast`` (launch_ros is not needed); test_launch_ros.py runs
+them with the real ``ros2 launch`` where ROS 2 is installed."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ import pytest
 import yaml
 
 from diffuser_ros import demo
+from diffuser_ros.robots import ROBOTS
 
 REPO = Path(__file__).resolve().parents[1]
-LAUNCH_FILE = REPO / "launch" / "hopper.launch.py"
-YAML_FILE = REPO / "config" / "hopper.yaml"
+LAUNCH_FILE = REPO / "launch" / "robot.launch.py"
+
+
+def yaml_file(robot: str) -> Path:
+    return REPO / "config" / f"{robot}.yaml"
 
 
 def _const(node):
@@ -44,6 +49,11 @@ def launch():
     nodes = {}
     for call in _calls(tree, "Node"):
         name = _const(_kw(call, "name"))
+        if name is None:  # f"{robot}_sim_node": the bridge, by its role
+            name_node = _kw(call, "name")
+            assert isinstance(name_node, ast.JoinedStr)
+            assert _const(name_node.values[-1]) == "_sim_node"
+            name = demo.SIM
         params = _kw(call, "parameters")
         assert isinstance(params, ast.List) and isinstance(params.elts[0], ast.Name)
         mapping = {}
@@ -58,21 +68,49 @@ def launch():
                if c.args and isinstance(c.args[0], ast.Call)]
     share = join.args[0]
     assert share.func.id == "get_package_share_directory"
+    folder, file_name = join.args[1:]
+    assert isinstance(file_name, ast.JoinedStr) and _const(file_name.values[-1]) == ".yaml"
+    robots = next(n.value for n in tree.body if isinstance(n, ast.Assign)
+                  and n.targets[0].id == "ROBOTS")
     return {"arguments": arguments, "nodes": nodes, "share_package": _const(share.args[0]),
-            "params_file": tuple(_const(a) for a in join.args[1:])}
+            "config_dir": _const(folder), "robots": ast.literal_eval(robots)}
+
+
+@pytest.fixture(scope="module", params=sorted(ROBOTS))
+def robot(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def params() -> dict:
-    return yaml.safe_load(YAML_FILE.read_text())
+def params(robot) -> dict:
+    """config/<robot>.yaml, its simulator section under the role name (demo.SIM)."""
+    from diffuser_ros.nodes.node_settings import sim_node_name
+
+    loaded = yaml.safe_load(yaml_file(robot).read_text())
+    loaded[demo.SIM] = loaded.pop(sim_node_name(robot))
+    return loaded
 
 
 def test_launch_and_runner_start_the_same_nodes_with_the_same_yaml(launch):
     assert {n: v["executable"] for n, v in launch["nodes"].items()} == demo.NODES
     assert {v["package"] for v in launch["nodes"].values()} == {demo.PACKAGE}
     assert launch["share_package"] == demo.PACKAGE
-    assert launch["params_file"] == demo.PARAMS_FILE
-    assert demo.params_file() == YAML_FILE
+    assert launch["config_dir"] == demo.CONFIG_DIR
+    assert set(launch["robots"]) == set(ROBOTS)  # every robot entry has a config and a model
+    for robot in ROBOTS:
+        assert demo.params_file(robot) == yaml_file(robot)
+        assert (REPO / "launch" / f"{robot}.launch.py").is_file(), robot
+
+
+@pytest.mark.parametrize("robot", sorted(ROBOTS))
+def test_each_robot_launch_file_includes_the_generic_one_with_its_robot(robot):
+    tree = ast.parse((REPO / "launch" / f"{robot}.launch.py").read_text())
+    (include,) = _calls(tree, "IncludeLaunchDescription")
+    (join,) = _calls(tree, "join")
+    assert [_const(a) for a in join.args[1:]] == ["launch", "robot.launch.py"]
+    constants = {n.targets[0].id: _const(n.value) for n in tree.body if isinstance(n, ast.Assign)}
+    assert constants["ROBOT"] == robot
+    assert "launch_arguments={'robot': ROBOT}.items()" in ast.unparse(include)
 
 
 def test_launch_arguments_match_runner_flags_and_parameters(launch):
@@ -85,7 +123,7 @@ def test_launch_arguments_match_runner_flags_and_parameters(launch):
     assert from_launch == demo.LAUNCH_ARGUMENTS
 
 
-def test_launch_defaults_equal_the_yaml_or_the_code(launch, params):
+def test_launch_defaults_equal_the_yaml_or_the_code(launch, params, robot):
     from diffuser_ros.nodes.node_settings import parameters_of
 
     for arg, (node, param) in demo.LAUNCH_ARGUMENTS.items():
@@ -93,7 +131,12 @@ def test_launch_defaults_equal_the_yaml_or_the_code(launch, params):
         if arg == "execution":
             assert default == demo.AUTO_EXECUTION  # resolved by mode: test_execution_auto_...
             continue
-        code = {s.name: json.loads(s.describe_default()) for s in parameters_of(node)}
+        if arg == "robot":  # the included files set it; robot.launch.py's own is Hopper
+            assert default == "hopper" and params["planner_node"]["ros__parameters"]["robot"] \
+                == robot
+            continue
+        code = {s.name: json.loads(s.describe_default())
+                for s in parameters_of(node, robot)}
         value = params[node]["ros__parameters"].get(param, code.get(param))
         assert yaml.safe_load(default) == value if default else value == "", arg
 
@@ -134,16 +177,18 @@ def test_runner_flags_become_node_overrides():
     args = demo.build_parser().parse_args(
         ["--mode", "realtime", "--episodes", "3", "--use-sim-time", "false", "--seed", "4"])
     out = demo.overrides(args)
-    assert out["hopper_sim_node"] == {"mode": "realtime", "max_episodes": 3, "seed": 4}
+    assert out[demo.SIM] == {"mode": "realtime", "max_episodes": 3, "seed": 4}
     assert out["planner_node"] == {"use_sim_time": False, "seed": 4, "execution": "tracking"}
     args = demo.build_parser().parse_args(["--autostart", "false", "--torch-threads", "2",
                                            "--record-video", "run.gif"])
     out = demo.overrides(args)
     assert out["planner_node"] == {"autostart": False, "torch_threads": 2}
-    assert out["hopper_sim_node"] == {"record_video": "run.gif"}
+    assert out[demo.SIM] == {"record_video": "run.gif"}
+    out = demo.overrides(demo.build_parser().parse_args(["--robot", "walker2d"]))
+    assert out["planner_node"] == {"robot": "walker2d"}
 
 
-@pytest.mark.parametrize("flags", [["--mode", "fast"], ["--torch-threads", "x"],
+@pytest.mark.parametrize("flags", [["--mode", "fast"], ["--torch-threads", "x"], ["--robot", "ant"],
                                    ["--use-sim-time", "maybe"], ["--execution", "teleport"]])
 def test_runner_rejects_flags_its_parameters_would_reject(flags, capsys):
     with pytest.raises(SystemExit):
@@ -156,20 +201,25 @@ def test_launch_has_an_autostart_argument_for_the_lifecycle_workflow(launch):
     assert launch["nodes"]["planner_node"]["arguments"]["autostart"] == "autostart"
 
 
-def test_yaml_holds_every_parameter_with_the_code_default(params):
-    from diffuser_ros.nodes.node_settings import parameters_of
+def test_yaml_holds_every_parameter_with_the_code_default(params, robot):
+    from diffuser_ros.nodes.node_settings import (
+        parameters_of,
+        robot_controller_defaults,
+        robot_node_defaults,
+    )
     from diffuser_ros.planning import PlannerConfig
     from diffuser_ros.settings import settings_of
 
-    planner_settings = {s.name for s in settings_of(PlannerConfig)}
-    for node in ("planner_node", "hopper_sim_node"):
-        infos = parameters_of(node)
+    # The planner settings come from the preset and the joint mapping from the robot entry; a
+    # value in the YAML would override them, so the YAML holds none (it cannot show a value
+    # that is not in effect, or be a second home of the robot's joints).
+    derived = {s.name for s in settings_of(PlannerConfig)} | set(robot_node_defaults(robot)) \
+        | set(robot_controller_defaults(robot))
+    for node in ("planner_node", demo.SIM):
+        infos = parameters_of(node, robot)
         values = dict(params[node]["ros__parameters"])
         values.pop("use_sim_time", None)
-        # The planner settings come from the preset; a value in the YAML would override it, so
-        # the YAML holds none (it cannot show a value that is not in effect).
-        expected = {s.name for s in infos} - (planner_settings if node == "planner_node"
-                                              else set())
+        expected = {s.name for s in infos} - (derived if node == "planner_node" else set())
         assert set(values) == expected, node
         for info in infos:
             if info.name in expected:  # as the YAML writes it: JSON types, lists for tuples
@@ -181,7 +231,7 @@ def test_reference_docs_list_every_parameter_topic_and_service():
     from diffuser_ros.nodes.node_settings import parameters_of
 
     text = (REPO / "docs" / "ros.md").read_text()
-    for info in parameters_of("planner_node") + parameters_of("hopper_sim_node"):
+    for info in parameters_of("planner_node") + parameters_of(demo.SIM):
         assert f"| `{info.name}` |" in text, info.name
     for name in ("~/estop", "~/reset", "~/planned_trajectory", "/diagnostics", "/clock",
                  "episode_stats", "diffuser-ros-demo"):
@@ -226,4 +276,5 @@ def test_launch_ends_nonzero_when_a_node_fails():
 
 def test_setup_installs_launch_and_config():
     setup = (REPO / "setup.py").read_text()
-    assert '"launch/hopper.launch.py"' in setup and '"config/hopper.yaml"' in setup
+    assert '(HERE / "launch").glob("*.launch.py")' in setup
+    assert '(HERE / "config").glob("*.yaml")' in setup

@@ -1,6 +1,7 @@
-"""launch/hopper.launch.py under the real launch_ros, as a ROS user runs it: the package is
+"""The launch files under the real launch_ros, as a ROS user runs them: the package is
 colcon-built in a workspace whose ``src/`` links this repository, ``install/setup.bash`` is
-sourced, and ``ros2 launch diffuser_ros hopper.launch.py`` runs one short episode.
+sourced, and ``ros2 launch diffuser_ros hopper.launch.py`` (and ``walker2d.launch.py``) runs one
+short episode.
 
 Needs a ROS 2 installation with ``ros2 launch`` and colcon, whose Python also has the package's
 dependencies (torch, diffusers, gymnasium[mujoco], ...):
@@ -109,21 +110,26 @@ def workspace(ros_setup, tmp_path_factory) -> Path:
                    timeout=BUILD_TIMEOUT_S, cwd=ws)
     assert result.returncode == 0, f"colcon build failed:\n{result.stdout}\n{result.stderr}"
     prefix = ws / "install" / "diffuser_ros"
-    for path in ("lib/diffuser_ros/planner_node", "lib/diffuser_ros/hopper_sim_node",
+    for path in ("lib/diffuser_ros/planner_node", "lib/diffuser_ros/sim_node",
+                 "lib/diffuser_ros/hopper_sim_node",
+                 "share/diffuser_ros/launch/robot.launch.py",
                  "share/diffuser_ros/launch/hopper.launch.py",
+                 "share/diffuser_ros/launch/walker2d.launch.py",
                  "share/diffuser_ros/config/hopper.yaml",
+                 "share/diffuser_ros/config/walker2d.yaml",
                  "share/ament_index/resource_index/packages/diffuser_ros"):
         assert (prefix / path).exists(), f"colcon build installed no {path}"
     return ws
 
 
 def ros2_launch(ros_setup: str, ws: Path, *arguments: str, log: Path,
-                timeout: float = LAUNCH_TIMEOUT_S) -> tuple[int, str]:
-    """``ros2 launch diffuser_ros hopper.launch.py ARGUMENTS`` in its own session (process
-    group), output to ``log``. Past ``timeout``: SIGINT to the launch (it stops the nodes), then
-    SIGKILL to the group; the test fails. Returns the exit code and the output."""
+                timeout: float = LAUNCH_TIMEOUT_S,
+                launch_file: str = "hopper.launch.py") -> tuple[int, str]:
+    """``ros2 launch diffuser_ros LAUNCH_FILE ARGUMENTS`` in its own session (process group),
+    output to ``log``. Past ``timeout``: SIGINT to the launch (it stops the nodes), then SIGKILL
+    to the group; the test fails. Returns the exit code and the output."""
     script = (f"{ros_setup}\nsource {shlex.quote(str(ws / 'install' / 'setup.bash'))}\n"
-              f"exec ros2 launch --noninteractive diffuser_ros hopper.launch.py "
+              f"exec ros2 launch --noninteractive diffuser_ros {launch_file} "
               f"{' '.join(shlex.quote(a) for a in arguments)}")
     env = {**_clean_env(), "ROS_LOG_DIR": str(log.parent / "ros_log")}
     with open(log, "w") as out:
@@ -157,11 +163,14 @@ def ros2_launch(ros_setup: str, ws: Path, *arguments: str, log: Path,
     return code, log.read_text()
 
 
-def test_show_args_lists_the_runner_flags(ros_setup, workspace):
+@pytest.mark.parametrize("launch_file", ["robot.launch.py", "hopper.launch.py"])
+def test_show_args_lists_the_runner_flags(ros_setup, workspace, launch_file):
     result = _bash(f"{ros_setup}\nsource {shlex.quote(str(workspace / 'install/setup.bash'))}\n"
-                   "ros2 launch diffuser_ros hopper.launch.py --show-args", timeout=120)
+                   f"ros2 launch diffuser_ros {launch_file} --show-args", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     shown = set(re.findall(r"^\s+'(\w+)':", result.stdout, re.MULTILINE))
+    # hopper.launch.py includes robot.launch.py: its arguments are all shown (robot included,
+    # which hopper.launch.py sets to hopper).
     assert shown == set(demo.LAUNCH_ARGUMENTS), result.stdout
 
 
@@ -174,10 +183,26 @@ def test_launch_runs_an_episode_and_exits_cleanly(ros_setup, workspace, tiny_mod
     assert str(tiny_model_dir) in output, f"the planner did not load model_path:\n{tail}"
     # execution's default, resolved by the launch file from mode (lockstep -> hold).
     assert re.search(r"\[planner_node-\d+\].*execution=hold\b", output), tail
-    # The simulator's per-episode stats, then its summary (hopper_sim_node._end_episode/_finish).
-    assert re.search(r"\[hopper_sim_node-\d+\].*episode 1: return -?[\d.]+, length \d+", output), \
+    # The simulator's per-episode stats, then its summary (sim_node._end_episode/_finish), from
+    # the bridge named hopper_sim_node.
+    assert re.search(r"\[hopper_sim_node\]: episode 1: return -?[\d.]+, length \d+", output), \
         tail
-    assert re.search(r"\[hopper_sim_node-\d+\].*done: 1 episodes", output), tail
+    assert re.search(r"\[hopper_sim_node\]: done: 1 episodes", output), tail
+    assert code == 0, tail
+
+
+def test_walker2d_launch_runs_an_episode_on_its_bridge(ros_setup, workspace,
+                                                       tiny_walker2d_model_dir, tmp_path):
+    code, output = ros2_launch(ros_setup, workspace, "episodes:=1", "device:=cpu",
+                               f"model_path:={tiny_walker2d_model_dir}",
+                               log=tmp_path / "launch.log", launch_file="walker2d.launch.py")
+    tail = output[-8000:]
+    assert "Traceback" not in output, tail
+    # The planner maps Walker2d's joints onto the Walker2d-shaped model (6 actions, 17 obs).
+    assert re.search(r"\[planner_node\]: model .*Walker2d-v5: 17 obs, 6 actions", output), tail
+    assert re.search(r"\[walker2d_sim_node\]: episode 1: return -?[\d.]+, length \d+", output), \
+        tail
+    assert re.search(r"\[walker2d_sim_node\]: done: 1 episodes", output), tail
     assert code == 0, tail
 
 

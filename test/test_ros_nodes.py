@@ -32,18 +32,18 @@ from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
 from std_srvs.srv import SetBool, Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
-from diffuser_ros.nodes.hopper_sim_node import (  # noqa: E402
-    START_TIME_NS,
-    HopperSimNode,
-    SimStartupError,
-    make_env,
-)
 from diffuser_ros.nodes.planner_node import (  # noqa: E402
     PLANNER_NODE_PARAMETERS,
     PlannerNode,
     StartupError,
 )
-from diffuser_ros.robots import HOPPER  # noqa: E402
+from diffuser_ros.nodes.sim_node import (  # noqa: E402
+    START_TIME_NS,
+    SimNode,
+    SimStartupError,
+    make_env,
+)
+from diffuser_ros.robots import HOPPER, WALKER2D  # noqa: E402
 
 pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parents[1]
@@ -115,10 +115,10 @@ class Harness:
         node.autostart()
         return node
 
-    def sim(self, **params) -> HopperSimNode:
+    def sim(self, node_name: str = "hopper_sim_node", **params) -> SimNode:
         values = {"max_episode_steps": 10, "planner_reset_service": "",
                   "controller_engaged_topic": "", **params}
-        return self.add(HopperSimNode(context=self.context, parameter_overrides=[
+        return self.add(SimNode(node_name, context=self.context, parameter_overrides=[
             Parameter(k, value=v) for k, v in values.items()]))
 
     def state_loop(self, node: PlannerNode):
@@ -494,6 +494,17 @@ def test_configure_errors_fail_the_transition_naming_the_cause(harness, tiny_mod
         harness.planner(tiny_model_dir, sampler="euler")
 
 
+def test_a_model_of_another_robot_is_refused_naming_both(harness, tiny_model_dir,
+                                                         tiny_walker2d_model_dir):
+    with pytest.raises(StartupError, match=r"trained on Walker2d-v5 \(robot 'walker2d'\) but "
+                                           r"the node drives robot 'hopper'"):
+        harness.planner(tiny_walker2d_model_dir)
+    with pytest.raises(StartupError, match="trained on Hopper-v5"):
+        harness.planner(tiny_model_dir, robot="walker2d")
+    with pytest.raises(Exception, match="robot must be one of"):
+        harness.planner(tiny_model_dir, robot="ant")
+
+
 def test_lifecycle_by_hand_configure_activate_deactivate_cleanup(harness, tiny_model_dir,
                                                                  tmp_path):
     from lifecycle_msgs.msg import Transition
@@ -581,6 +592,37 @@ def test_lockstep_closed_loop_runs_episodes_and_resets_planner(harness, tiny_mod
     # every plan counted as a miss against the 8 ms control period and /diagnostics said WARN).
     values = values_of(planner.diagnostics())
     assert values["deadline_misses"] == "0" and float(values["action_delay_mean_ms"]) == 0.0
+
+
+def test_walker2d_closed_loop_through_the_generic_bridge(harness, tiny_walker2d_model_dir):
+    """The same two nodes drive Walker2d: the robot entry gives the bridge's joints, the
+    planner's joint mapping (``ros2 param get`` shows it), the action size and the planned
+    trajectory's joints."""
+    planner = harness.planner(tiny_walker2d_model_dir, robot="walker2d", use_sim_time=True)
+    probe = harness.probe
+    states = Collector(probe, JointState, "joint_states")
+    actions = Collector(probe, Float64MultiArray, "action")
+    trajectories = Collector(probe, JointTrajectory, "/planner_node/planned_trajectory")
+    wait_until(lambda: probe.count_publishers("/planner_node/planned_trajectory") > 0,
+               what="discovery")
+    sim = harness.sim("walker2d_sim_node", env_id="Walker2d-v5", mode="lockstep",
+                      max_episode_steps=6, max_episodes=1,
+                      planner_reset_service="planner_node/reset",
+                      controller_engaged_topic="planner_node/engaged")
+    wait_until(lambda: sim.finished, timeout=60, what="one Walker2d episode")
+    summary = sim.summary()
+    assert summary["episodes"] == 1 and summary["rejected_actions"] == 0
+    assert plans(planner) == summary["steps"] >= 1
+    assert tuple(states.messages[0].name) == WALKER2D.joints
+    assert {len(m.data) for m in actions.messages} == {WALKER2D.action_dim}
+    assert all(np.all(np.abs(m.data) <= 1.0) for m in actions.messages)
+    wait_until(lambda: len(trajectories) >= 1, what="a planned trajectory")
+    assert tuple(trajectories.messages[0].joint_names) == WALKER2D.action_joints
+    for name, expected in (("joint_names", WALKER2D.joints),
+                           ("action_joints", WALKER2D.action_joints),
+                           ("robot", "walker2d")):
+        value = planner.get_parameter(name).value
+        assert (tuple(value) if isinstance(expected, tuple) else value) == expected, name
 
 
 def test_lockstep_estop_holds_the_simulation_without_counting_episodes(harness, tiny_model_dir):
@@ -747,6 +789,19 @@ def test_demo_runner_runs_episodes_and_exits_zero(tiny_model_dir, capsys, execut
     assert "episode 1: return" in out and "episode 2: return" in out
     assert "summary: 2 episodes (lockstep)" in out and "decisions/s" in out
     assert "n_candidates=2" in out and "seed=0" in out
+
+
+def test_walker2d_demo_uses_its_config_bridge_and_joints(tiny_walker2d_model_dir, capsys):
+    """--robot walker2d: config/walker2d.yaml, walker2d_sim_node on Walker2d-v5, six actions."""
+    from diffuser_ros import demo
+
+    code = demo.main(["--robot", "walker2d", "--model-path", str(tiny_walker2d_model_dir),
+                      "--episodes", "1", "--mode", "lockstep", "--device", "cpu", "--seed", "0",
+                      "--max-episode-steps", "5", "--preset", "", "--ros-args",
+                      "-p", "n_candidates:=2", "-p", "n_denoise_steps:=2"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "config/walker2d.yaml" in out and "summary: 1 episodes (lockstep)" in out
 
 
 def test_demo_runner_missing_model_exits_one(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Behaviour policy for the offline datasets: stable-baselines3 SAC on Hopper-v5.
+"""Behaviour policy for the offline datasets: stable-baselines3 SAC on a robot's environment.
 
 ``train`` runs SAC with periodic deterministic evaluation, keeps every evaluated policy
 (``policies/step_<N>.zip``) plus the best one, and checkpoints model + replay buffer so an
@@ -24,12 +24,27 @@ from pathlib import Path
 import numpy as np
 
 from diffuser_ros.data.d4rl_io import episode_returns, write_dataset
-from diffuser_ros.robots import HOPPER
+from diffuser_ros.robots import DEFAULT_ROBOT, ROBOTS, Robot
 from diffuser_ros.rollout import Step, roll_out
 
 LOG = logging.getLogger("diffuser_ros.behaviour")
-ROBOT = HOPPER
-ENV_VERSION = ROBOT.env_id.rsplit("-", 1)[-1]  # "v5": the datasets' env_version attribute
+
+
+def _env_version(robot: Robot) -> str:
+    """``"v5"`` for ``Hopper-v5``: the datasets' env_version attribute."""
+    return robot.env_id.rsplit("-", 1)[-1]
+
+
+def _policy_robot(model, robot: Robot | None) -> Robot:
+    """The robot an SB3 policy was trained on (its observation size tells), unless given."""
+    if robot is not None:
+        return robot
+    dim = model.observation_space.shape[0]
+    matches = [r for r in ROBOTS.values() if r.observation_dim == dim]
+    if len(matches) != 1:
+        raise ValueError(f"cannot tell the robot of a policy with {dim} observations; "
+                         "pass --robot")
+    return matches[0]
 
 
 def _sb3():
@@ -73,11 +88,12 @@ def _sb3_actions(model, deterministic: bool):
     return lambda obs: model.predict(obs, deterministic=deterministic)[0]
 
 
-def evaluate_policy_returns(model, seeds: list[int], deterministic: bool = True) -> list[float]:
-    """Full-episode returns of an SB3 policy on Hopper-v5, one episode per seed, one at a time
-    (batched, the SB3 network's float rounding would depend on the batch)."""
+def evaluate_policy_returns(model, seeds: list[int], deterministic: bool = True,
+                            robot: Robot | None = None) -> list[float]:
+    """Full-episode returns of an SB3 policy on its robot's environment, one episode per seed,
+    one at a time (batched, the SB3 network's float rounding would depend on the batch)."""
     policy = _sb3_actions(model, deterministic)
-    env = ROBOT.make_env()
+    env = _policy_robot(model, robot).make_env()
     try:
         return [roll_out([env], [seed], policy, clip_actions=False)[0][0].episode_return
                 for seed in seeds]
@@ -85,8 +101,11 @@ def evaluate_policy_returns(model, seeds: list[int], deterministic: bool = True)
         env.close()
 
 
-def train(out: Path, total_steps: int, eval_every: int, seed: int) -> None:
-    """Train SAC, keeping each evaluated policy; resumes from ``out/checkpoints``."""
+def train(out: Path, total_steps: int, eval_every: int, seed: int,
+          robot: Robot = DEFAULT_ROBOT, stop_at_return: float | None = None) -> None:
+    """Train SAC on ``robot``, keeping each evaluated policy; resumes from ``out/checkpoints``.
+    ``stop_at_return``: end early once an evaluation reaches it (a "medium" dataset needs only the
+    first policy that reaches a third of expert return)."""
     sb3 = _sb3()
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
@@ -99,14 +118,14 @@ def train(out: Path, total_steps: int, eval_every: int, seed: int) -> None:
     history_path = _history_file(out)
     history = _read_history(out) or []
 
-    env = ROBOT.make_env()
+    env = robot.make_env()
     latest = _latest_checkpoint(ckpt_dir)
     if latest is not None:
         model = sb3.SAC.load(latest[0], env=env, device="cpu")
         model.load_replay_buffer(latest[1])
         LOG.info("resumed from %s at %d steps", latest[0].name, model.num_timesteps)
     else:
-        # rl-zoo's Hopper settings: SB3 defaults with 10k random warm-up steps.
+        # rl-zoo's Hopper and Walker2d settings: SB3 defaults with 10k random warm-up steps.
         model = sb3.SAC("MlpPolicy", env, learning_starts=10_000, seed=seed, device="cpu",
                         buffer_size=total_steps, verbose=0)
 
@@ -115,7 +134,8 @@ def train(out: Path, total_steps: int, eval_every: int, seed: int) -> None:
             n = self.num_timesteps
             if n % eval_every:
                 return True
-            returns = evaluate_policy_returns(self.model, seeds=list(range(1000, 1005)))
+            returns = evaluate_policy_returns(self.model, seeds=list(range(1000, 1005)),
+                                              robot=robot)
             mean = float(np.mean(returns))
             self.model.save(_policy_file(out, n))
             history.append({"steps": n, "mean_return": mean, "returns": returns})
@@ -130,23 +150,26 @@ def train(out: Path, total_steps: int, eval_every: int, seed: int) -> None:
             for old in ckpt_dir.glob("sac_*"):  # keep only the newest checkpoint pair
                 if f"_{n}_steps" not in old.name:
                     old.unlink()
-            return True
+            return stop_at_return is None or mean < stop_at_return
 
+    reached = stop_at_return is not None and any(
+        h["mean_return"] >= stop_at_return for h in history)
     remaining = total_steps - model.num_timesteps
-    if remaining > 0:
+    if remaining > 0 and not reached:
         model.learn(remaining, callback=EvalAndCheckpoint(), reset_num_timesteps=False)
     model.save_replay_buffer(out / "replay_buffer.pkl")
     LOG.info("done: %d steps", model.num_timesteps)
 
 
 def record(policy_path: Path, out_file: Path, n_transitions: int, seed: int,
-           n_envs: int = 16, deterministic: bool = False) -> dict:
+           n_envs: int = 16, deterministic: bool = False, robot: Robot | None = None) -> dict:
     """Roll out an SB3 policy into a D4RL-layout HDF5 file; returns its provenance."""
     sb3 = _sb3()
     import torch
 
     torch.set_num_threads(1)
     model = sb3.SAC.load(policy_path, device="cpu")
+    robot = _policy_robot(model, robot)
     per_env: list[dict[str, list]] = [
         {k: [] for k in ("observations", "actions", "rewards", "terminals", "timeouts",
                          "next_observations")} for _ in range(n_envs)]
@@ -165,7 +188,7 @@ def record(policy_path: Path, out_file: Path, n_transitions: int, seed: int,
                 finished_returns.append(step.returns[i])
 
     seeds = itertools.count(seed + n_envs)  # the next episodes', in the order they start
-    envs = [ROBOT.make_env() for _ in range(n_envs)]
+    envs = [robot.make_env() for _ in range(n_envs)]
     try:
         roll_out(envs, range(seed, seed + n_envs), _sb3_actions(model, deterministic),
                  max_steps=math.ceil(n_transitions / n_envs), next_seed=lambda _: next(seeds),
@@ -183,7 +206,7 @@ def record(policy_path: Path, out_file: Path, n_transitions: int, seed: int,
     if not data["terminals"][-1]:
         data["timeouts"][-1] = True
     attrs = {
-        "env_id": ROBOT.env_id, "env_version": ENV_VERSION,
+        "env_id": robot.env_id, "env_version": _env_version(robot),
         "policy": f"sb3 SAC {policy_path.name}",
         "policy_actions": "deterministic" if deterministic else "stochastic",
         "seed": seed, "n_envs": n_envs,
@@ -235,7 +258,8 @@ def _policy_provenance(policy_path: Path) -> dict:
             "policy_eval_episodes": len(entry["returns"])}
 
 
-def replay(buffer_path: Path, out_file: Path, training_steps: int) -> dict:
+def replay(buffer_path: Path, out_file: Path, training_steps: int,
+           robot: Robot = DEFAULT_ROBOT) -> dict:
     """Turn SAC's saved replay buffer into a D4RL-layout "medium-replay" dataset."""
     from stable_baselines3.common.save_util import load_from_pkl
 
@@ -252,7 +276,7 @@ def replay(buffer_path: Path, out_file: Path, training_steps: int) -> dict:
     }
     data["timeouts"][-1] = not data["terminals"][-1]
     returns = episode_returns(data)  # every episode ends in a done (the last one just above)
-    attrs = {"env_id": ROBOT.env_id, "env_version": ENV_VERSION,
+    attrs = {"env_id": robot.env_id, "env_version": _env_version(robot),
              "policy": "sb3 SAC replay buffer",
              "policy_training_steps": training_steps,
              "mean_episode_return": float(np.mean(returns)), "n_complete_episodes": len(returns)}
@@ -262,39 +286,59 @@ def replay(buffer_path: Path, out_file: Path, training_steps: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from diffuser_ros.robots import robot as robot_named
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("train", help=f"train SAC on {ROBOT.env_id} (resumable)")
+    robots = sorted(ROBOTS)
+
+    def robot_arg(p, default: str | None = DEFAULT_ROBOT.name, help: str = "") -> None:
+        p.add_argument("--robot", choices=robots, default=default,
+                       help=help or f"the robot entry (default {default})")
+
+    p = sub.add_parser("train", help="train SAC on a robot's environment (resumable)")
+    robot_arg(p)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--steps", type=int, default=150_000)
     p.add_argument("--eval-every", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stop-at-return", type=lambda v: v if v == "medium" else float(v),
+                   default=None,
+                   help="end once an evaluation reaches this return; 'medium' for a third of "
+                        "the robot's expert return (all a medium dataset needs)")
     p = sub.add_parser("record", help="roll a policy out into a D4RL-layout HDF5 file")
+    robot_arg(p, None, "the robot entry (default: the one whose observation size the policy has)")
     p.add_argument("--policy", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--transitions", type=int, default=1_000_000)
     p.add_argument("--seed", type=int, default=10_000)
     p.add_argument("--deterministic", action="store_true")
     p = sub.add_parser("pick", help="print the first evaluated policy reaching a return")
+    robot_arg(p)
     p.add_argument("--run", type=Path, required=True, help="a `train` output folder")
-    p.add_argument("--min-return", type=float, default=ROBOT.expert_return / 3,
-                   help="default: a third of expert return (D4RL 'medium')")
+    p.add_argument("--min-return", type=float, default=None,
+                   help="default: a third of the robot's expert return (D4RL 'medium')")
     p = sub.add_parser("replay", help="write the replay buffer as a medium-replay dataset")
+    robot_arg(p)
     p.add_argument("--buffer", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--training-steps", type=int, required=True)
     args = parser.parse_args(argv)
+    robot = robot_named(args.robot) if args.robot else None
     logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"),
                         format="%(asctime)s %(name)s %(message)s")
     if args.cmd == "train":
-        train(args.out, args.steps, args.eval_every, args.seed)
+        stop = args.stop_at_return
+        train(args.out, args.steps, args.eval_every, args.seed, robot=robot,
+              stop_at_return=robot.expert_return / 3 if stop == "medium" else stop)
     elif args.cmd == "record":
         record(args.policy, args.out, args.transitions, args.seed,
-               deterministic=args.deterministic)
+               deterministic=args.deterministic, robot=robot)
     elif args.cmd == "pick":
-        print(pick_policy(args.run, args.min_return))
+        min_return = robot.expert_return / 3 if args.min_return is None else args.min_return
+        print(pick_policy(args.run, min_return))
     else:
-        replay(args.buffer, args.out, args.training_steps)
+        replay(args.buffer, args.out, args.training_steps, robot=robot)
 
 
 if __name__ == "__main__":

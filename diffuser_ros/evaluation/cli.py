@@ -7,7 +7,7 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from diffuser_ros.robots import DEFAULT_ROBOT
+from diffuser_ros.robots import DEFAULT_ROBOT, ROBOTS, Robot, env_robot, robot, robot_for_env
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -38,8 +38,35 @@ def parse_int_list(text: str, what: str) -> list[int]:
 
 
 def add_env_argument(p: argparse.ArgumentParser) -> None:
-    """``--env-id``: the environment the episodes run on (a robot entry's)."""
-    p.add_argument("--env-id", default=DEFAULT_ROBOT.env_id)
+    """``--robot`` (or its environment, ``--env-id``): the robot the episodes run on. Resolved
+    by :func:`resolve_robot`."""
+    p.add_argument("--robot", choices=sorted(ROBOTS), default=None,
+                   help="the robot entry the episodes run on (default: the one --model-path was "
+                        f"trained on, else {DEFAULT_ROBOT.name}); its shipped model is the "
+                        "default --model-path")
+    p.add_argument("--env-id", default=None,
+                   help="the same, by gymnasium id (e.g. Walker2d-v5)")
+
+
+def resolve_robot(args: argparse.Namespace, model_dest: str = "model_path") -> Robot:
+    """Settle ``--robot`` / ``--env-id`` and the model path: a robot named on the command line
+    wins; else the one the model was trained on; else the default robot. Without a model path,
+    the robot's shipped model. Sets ``args.robot`` (name), ``args.env_id`` and the model path
+    (``args.<model_dest>``); returns the entry. ``ValueError`` when both flags disagree."""
+    from diffuser_ros.planning import default_model_path, model_env_id
+
+    model = getattr(args, model_dest)
+    named = [robot(args.robot)] if args.robot else []
+    if args.env_id:
+        named.append(env_robot(args.env_id))
+    if len({r.name for r in named}) > 1:
+        raise ValueError(f"--robot {args.robot} and --env-id {args.env_id} name different robots")
+    trained_on = robot_for_env(model_env_id(model)) if model else None
+    entry = named[0] if named else trained_on or DEFAULT_ROBOT
+    if not model:
+        setattr(args, model_dest, str(default_model_path(entry.name)))
+    args.robot, args.env_id = entry.name, entry.env_id
+    return entry
 
 
 def rollout_parser(prog: str, doc: str) -> argparse.ArgumentParser:
@@ -82,13 +109,13 @@ def planner_config(args: argparse.Namespace):
 def load_cli_planner(args: argparse.Namespace):
     """``(planner, config, model path)`` for the rollout CLIs (``--model-path``, ``--preset``
     and the planner settings, ``--torch-threads``)."""
-    from diffuser_ros.planning import default_model_path, load_planner, set_cpu_threads
+    from diffuser_ros.planning import load_planner, set_cpu_threads
 
     if args.torch_threads is not None:
         set_cpu_threads(args.torch_threads)
     config = planner_config(args)
-    model = args.model_path or str(default_model_path())
-    return load_planner(model, config=config), config, model
+    resolve_robot(args)
+    return load_planner(args.model_path, config=config), config, args.model_path
 
 
 def fingerprint(path: str | Path) -> str:

@@ -32,6 +32,7 @@ from diffuser_ros.evaluation.cli import add_rollout_arguments, load_cli_planner,
 from diffuser_ros.evaluation.closed_loop import controller_policy, run_episodes
 from diffuser_ros.evaluation.report import mean_se, pyplot, save_figure, summarize
 from diffuser_ros.evaluation.resume import ResultsFile
+from diffuser_ros.robots import env_robot
 
 SETTLE_S = 1.0    # speed is judged after the first second of a segment
 WINDOW_S = 0.5    # averaging window of the step response (a hop is ~0.3 s)
@@ -132,7 +133,7 @@ def evaluate_schedule(planner, schedule: CommandSchedule, seeds, args, dt: float
                             on_step=on_step, progress=not args.no_progress, desc=str(schedule))
     speeds = np.asarray(traces, dtype=np.float64).T  # [seeds, steps]; NaN after a fall
     settle, window = round(args.settle_s / dt), round(WINDOW_S / dt)
-    summary = summarize(episodes)
+    summary = summarize(episodes, env_robot(args.env_id))
     segments = []
     for i, (first, command) in enumerate(schedule.segments):
         achieved = [segment_speeds(speeds[j], schedule, ep.length, settle)[i]

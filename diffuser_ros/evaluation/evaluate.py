@@ -42,6 +42,7 @@ from diffuser_ros.evaluation.cli import (
     fingerprint,
     parse_seeds,
     planner_config,
+    resolve_robot,
 )
 from diffuser_ros.evaluation.closed_loop import (
     bc_policy,
@@ -54,7 +55,7 @@ from diffuser_ros.evaluation.closed_loop import (
 from diffuser_ros.evaluation.report import format_table, plot_returns, summarize, summarize_returns
 from diffuser_ros.evaluation.resume import ResultsFile
 from diffuser_ros.rendering import RenderingUnavailableError
-from diffuser_ros.robots import env_robot
+from diffuser_ros.robots import DEFAULT_ROBOT, Robot, env_robot
 from diffuser_ros.rollout import EpisodeResult
 
 VARIANTS = ("guided", "unguided", "bc", "behaviour")
@@ -123,14 +124,15 @@ def unguided_config(config):
     return config.replace(n_guide_steps=0, n_candidates=1)
 
 
-def dataset_summary(path: Path) -> dict:
-    """Mean ± s.e. return (and normalised score) of the dataset's complete episodes."""
+def dataset_summary(path: Path, robot: Robot = DEFAULT_ROBOT) -> dict:
+    """Mean ± s.e. return (and normalised score on ``robot``) of the dataset's complete
+    episodes."""
     from diffuser_ros.data.d4rl_io import episode_bounds, episode_returns, load_dataset
 
     data, _ = load_dataset(path)
     complete = episode_bounds(data, complete_only=True) or episode_bounds(data)
     return {"path": str(path), "n_transitions": len(data["rewards"]),
-            **summarize_returns(episode_returns(data, complete).tolist()),
+            **summarize_returns(episode_returns(data, complete).tolist(), robot),
             "full_length_fraction": float(np.mean([
                 (e - s) >= 1000 and not data["terminals"][e - 1] for s, e in complete]))}
 
@@ -148,11 +150,7 @@ class Evaluation:
 
     # -- settings used to decide whether a stored variant is still valid --------------------
     def model_path(self) -> str:
-        if self.args.model is not None:
-            return self.args.model
-        from diffuser_ros.planning import default_model_path
-
-        return str(default_model_path())
+        return self.args.model  # resolve_robot filled it in
 
     def _fp(self, path) -> str:
         key = str(path)
@@ -251,7 +249,7 @@ class Evaluation:
             "evaluation seeds are small integers (default 0..19); datasets are generated from "
             "seeds >= 10000, SAC evaluation uses 1000..1004")
         if a.dataset is not None:
-            results.data["dataset"] = dataset_summary(a.dataset)
+            results.data["dataset"] = dataset_summary(a.dataset, env_robot(a.env_id))
         for variant in a.variants:
             settings = json.loads(json.dumps(self.settings(variant)))
             if results.entry("variants", variant, settings) is not None and not a.force:
@@ -262,7 +260,7 @@ class Evaluation:
             episodes, latencies, wall = self._run_chunks(variant, settings, policy, results)
             entry = {
                 "settings": settings,
-                "summary": summarize(episodes),
+                "summary": summarize(episodes, env_robot(a.env_id)),
                 "latency": {**latency_stats(latencies), "batch_size": self.chunk_size()},
                 "episodes": [e.to_dict() for e in episodes],
                 "wall_seconds": wall,
@@ -328,7 +326,8 @@ class Evaluation:
         returns = {name: [e["return"] for e in v["episodes"]] for name, v in variants.items()}
         plot_returns(returns, self.out / PLOT_FILE,
                      dataset_mean=dataset["return_mean"] if dataset else None,
-                     title=f"{self.args.env_id}: per-seed returns")
+                     title=f"{self.args.env_id}: per-seed returns",
+                     robot=env_robot(self.args.env_id))
         print(f"\nwrote {self.results_path} and {self.out / PLOT_FILE}")
 
     def render(self, results: ResultsFile) -> None:
@@ -375,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         planner_config(args)
     except ValueError as exc:
         parser.error(f"invalid planner settings: {exc}")
+    try:
+        resolve_robot(args, "model")
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.threads is not None:
         import torch
 

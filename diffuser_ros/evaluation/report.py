@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from diffuser_ros.data.d4rl_scores import normalized_score, return_for_score, score_se
+from diffuser_ros.robots import DEFAULT_ROBOT, Robot
 from diffuser_ros.rollout import EpisodeResult
 
 
@@ -22,18 +23,18 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), se
 
 
-def summarize_returns(returns: Sequence[float]) -> dict:
-    """``{n_episodes, return_mean, return_se, score_mean, score_se}`` of episode returns: the
-    one place evaluation results and datasets get their D4RL-normalised scores."""
+def summarize_returns(returns: Sequence[float], robot: Robot = DEFAULT_ROBOT) -> dict:
+    """``{n_episodes, return_mean, return_se, score_mean, score_se}`` of episode returns on
+    ``robot``: the one place evaluation results and datasets get their D4RL-normalised scores."""
     mean, se = mean_se(returns)
     return {"n_episodes": len(returns), "return_mean": mean, "return_se": se,
-            "score_mean": normalized_score(mean), "score_se": score_se(se)}
+            "score_mean": normalized_score(mean, robot), "score_se": score_se(se, robot)}
 
 
-def summarize(episodes: Sequence[EpisodeResult]) -> dict:
+def summarize(episodes: Sequence[EpisodeResult], robot: Robot = DEFAULT_ROBOT) -> dict:
     """Return / normalised score mean ± s.e., full-length fraction and per-seed values."""
     return {
-        **summarize_returns([e.episode_return for e in episodes]),
+        **summarize_returns([e.episode_return for e in episodes], robot),
         "full_length_fraction": float(np.mean([e.full_length for e in episodes])),
         "length_mean": float(np.mean([e.length for e in episodes])),
         "per_seed_return": {str(e.seed): e.episode_return for e in episodes},
@@ -79,7 +80,8 @@ def save_figure(fig, ax, path: str | Path) -> Path:
 
 
 def plot_returns(variants: Mapping[str, Sequence[float]], path: str | Path,
-                 dataset_mean: float | None = None, title: str = "Hopper-v5 closed loop") -> Path:
+                 dataset_mean: float | None = None, title: str = "closed loop",
+                 robot: Robot = DEFAULT_ROBOT) -> Path:
     """Box + jittered strip plot of per-seed returns per variant, with the behaviour dataset's
     mean episode return as a dashed line and the D4RL normalised score on the right axis."""
     import matplotlib
@@ -106,7 +108,8 @@ def plot_returns(variants: Mapping[str, Sequence[float]], path: str | Path,
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
         secondary = ax.secondary_yaxis(
-            "right", functions=(normalized_score, return_for_score))
+            "right", functions=(lambda r: normalized_score(r, robot),
+                                lambda s: return_for_score(s, robot)))
         secondary.set_ylabel("D4RL normalised score")
         fig.tight_layout()
         path = Path(path)

@@ -38,6 +38,7 @@ from diffuser_ros.evaluation.cli import (
 from diffuser_ros.evaluation.closed_loop import controller_policy, run_episodes
 from diffuser_ros.evaluation.report import pyplot, save_figure, summarize
 from diffuser_ros.evaluation.resume import ResultsFile
+from diffuser_ros.robots import env_robot
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> dict:
                                     progress=not args.no_progress, desc=key,
                                     mass_scale=args.mass_scale,
                                     friction_scale=args.friction_scale)
-            summary = summarize(episodes)
+            summary = summarize(episodes, env_robot(args.env_id))
             summary.update(execution=execution, latency_steps=latency,
                            wall_s=round(time.perf_counter() - start, 1),
                            mean_latency_ms=float(np.mean(policy.latencies_s)) * 1e3)

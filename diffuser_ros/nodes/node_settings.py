@@ -1,10 +1,12 @@
 """The nodes' own settings, declared with :func:`~diffuser_ros.settings.setting` (rclpy-free).
 
-``planner_node``'s parameters are three settings groups: :class:`PlannerNodeSettings` (the
-node's own: lifecycle, model, topics, QoS, joint mapping, threads, preset),
+``planner_node``'s parameters are four settings groups: :class:`RobotSettings` (which robot
+entry it drives), :class:`PlannerNodeSettings` (the node's own: lifecycle, model, topics, QoS,
+joint mapping, threads, preset; the joint mapping's defaults from the robot entry),
 :class:`~diffuser_ros.planning.PlannerConfig` (how it plans; defaults from ``preset``) and
-:class:`~diffuser_ros.control.ControllerSettings` (timing, safety, execution).
-``hopper_sim_node``'s are :class:`SimulatorSettings`. ``nodes/parameters.py`` turns them into
+:class:`~diffuser_ros.control.ControllerSettings` (timing, safety, execution; the control
+period's default from the robot entry). The simulator bridge's (``sim_node``, started as
+``<robot>_sim_node``) are :class:`SimulatorSettings`. ``nodes/parameters.py`` turns them into
 ROS parameters, ``diffuser-ros-demo`` into flags, ``scripts/docs_tables.py`` into the tables of
 ``docs/ros.md``.
 """
@@ -15,12 +17,38 @@ from dataclasses import dataclass
 
 from diffuser_ros.control import ControllerSettings
 from diffuser_ros.planning import DEFAULT_PRESET, PRESETS, PlannerConfig
-from diffuser_ros.robots import HOPPER
+from diffuser_ros.robots import DEFAULT_ROBOT, HOPPER, ROBOTS, robot
 from diffuser_ros.settings import SettingInfo, check_fields, setting, settings_of
 
 STATE_INPUTS = ("joint_states", "observation")
 RELIABILITIES = ("reliable", "best_effort")
 MODES = ("lockstep", "realtime")
+
+
+@dataclass(frozen=True)
+class RobotSettings:
+    """Which robot entry ``planner_node`` drives (declared first: it gives defaults)."""
+
+    robot: str = setting(
+        DEFAULT_ROBOT.name, "The robot entry (diffuser_ros.robots) the planner drives: "
+        "model_path '' loads its shipped model (diffuser_ros/models/<robot>), and its joints "
+        "give the defaults of joint_names, position_skip, velocity_clip, action_joints and "
+        "control_period.", choices=tuple(sorted(ROBOTS)), runtime=False)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def robot_node_defaults(name: str) -> dict:
+    """The joint mapping of the robot entry ``name`` as :class:`PlannerNodeSettings` defaults."""
+    entry = robot(name)
+    return {"joint_names": entry.joints, "position_skip": entry.position_skip,
+            "velocity_clip": entry.velocity_clip, "action_joints": entry.action_joints}
+
+
+def robot_controller_defaults(name: str) -> dict:
+    """The robot entry ``name``'s control period as a :class:`ControllerSettings` default."""
+    return {"control_period": robot(name).control_period}
 
 
 @dataclass(frozen=True)
@@ -36,8 +64,8 @@ class PlannerNodeSettings:
         True, "Configure and activate at start-up; false leaves the node unconfigured for "
         "'ros2 lifecycle set'.", runtime=False)
     model_path: str = setting(
-        "", "Planner checkpoint folder; '' = the shipped Hopper model "
-        "(diffuser_ros/models/hopper).", runtime=False)
+        "", "Planner checkpoint folder; '' = robot's shipped model "
+        "(diffuser_ros/models/<robot>).", runtime=False)
     state_input: str = setting(
         "joint_states", "Where the state comes from: 'joint_states' (sensor_msgs/JointState "
         "mapped by joint_names) or 'observation' (a flat std_msgs/Float64MultiArray).",
@@ -68,10 +96,10 @@ class PlannerNodeSettings:
         runtime=False)
     position_skip: int = setting(
         HOPPER.position_skip, "Leading joints of joint_names whose positions are left out of "
-        "the observation (Hopper-v5: 1, root x).", range=(0, 1000), runtime=False)
+        "the observation (gymnasium locomotion: 1, root x).", range=(0, 1000), runtime=False)
     velocity_clip: float = setting(
-        HOPPER.velocity_clip, "Joint velocities are clipped to +-velocity_clip (Hopper-v5: "
-        "10); 0 disables.", range=(0.0, 1e9), runtime=False)
+        HOPPER.velocity_clip, "Joint velocities are clipped to +-velocity_clip (gymnasium "
+        "locomotion: 10); 0 disables.", range=(0.0, 1e9), runtime=False)
     action_joints: tuple[str, ...] = setting(
         HOPPER.action_joints, "The joints the action's entries drive, in order (names of "
         "~/planned_trajectory).", runtime=False)
@@ -88,13 +116,15 @@ class PlannerNodeSettings:
 
 @dataclass(frozen=True)
 class SimulatorSettings:
-    """``hopper_sim_node``'s parameters (all read-only)."""
+    """The simulator bridge's parameters (all read-only)."""
 
     mode: str = setting(
         "lockstep", "'lockstep': one step per received action (deterministic); 'realtime': a "
         "wall timer steps at 1/dt holding the last action.", choices=MODES, runtime=False)
     env_id: str = setting(
-        HOPPER.env_id, "gymnasium MuJoCo environment (1-DoF joints only).", runtime=False)
+        HOPPER.env_id, "gymnasium MuJoCo environment, one a robot entry describes "
+        "(diffuser_ros.robots: " + ", ".join(sorted(r.env_id for r in ROBOTS.values())) + ").",
+        choices=tuple(sorted(r.env_id for r in ROBOTS.values())), runtime=False)
     max_episode_steps: int = setting(
         1000, "Steps after which an episode is truncated.", range=(1, 10_000_000),
         runtime=False)
@@ -144,26 +174,41 @@ class SimulatorSettings:
         check_fields(self)
 
 
-# planner_node's parameters, group by group (PlannerConfig's defaults come from the preset).
-PLANNER_NODE_GROUPS = (PlannerNodeSettings, PlannerConfig, ControllerSettings)
+# planner_node's parameters, group by group (PlannerNodeSettings' joint mapping and the control
+# period default from the robot; PlannerConfig's from the preset).
+PLANNER_NODE_GROUPS = (RobotSettings, PlannerNodeSettings, PlannerConfig, ControllerSettings)
 # The ROS-standard parameter the launch file and the demo set on the planner.
 USE_SIM_TIME = SettingInfo("use_sim_time", True, "Follow the simulator's /clock (simulation "
                            "time) instead of the system clock: the standard ROS parameter, "
-                           "false by default, true in config/hopper.yaml.")
+                           "false by default, true in the config/<robot>.yaml files.")
 
 
-def planner_node_parameters(preset: str = DEFAULT_PRESET) -> list[SettingInfo]:
-    """Every parameter of ``planner_node``, the planner settings' defaults from ``preset``."""
-    return (settings_of(PlannerNodeSettings) + settings_of(PlannerConfig, PRESETS.get(preset))
-            + settings_of(ControllerSettings))
+def planner_node_parameters(preset: str = DEFAULT_PRESET,
+                            robot_name: str = DEFAULT_ROBOT.name) -> list[SettingInfo]:
+    """Every parameter of ``planner_node``, the joint mapping's defaults from ``robot_name``,
+    the planner settings' from ``preset``."""
+    return (settings_of(RobotSettings, {"robot": robot_name})
+            + settings_of(PlannerNodeSettings, robot_node_defaults(robot_name))
+            + settings_of(PlannerConfig, PRESETS.get(preset))
+            + settings_of(ControllerSettings, robot_controller_defaults(robot_name)))
 
 
-def sim_node_parameters() -> list[SettingInfo]:
-    """Every parameter of ``hopper_sim_node``."""
-    return settings_of(SimulatorSettings)
+def sim_node_parameters(robot_name: str = DEFAULT_ROBOT.name) -> list[SettingInfo]:
+    """Every parameter of the simulator bridge, for ``robot_name``'s environment."""
+    return settings_of(SimulatorSettings, {"env_id": robot(robot_name).env_id})
 
 
-def parameters_of(node_name: str) -> list[SettingInfo]:
-    """The parameters of ``planner_node`` or ``hopper_sim_node`` (shipped defaults)."""
-    return {"planner_node": planner_node_parameters,
-            "hopper_sim_node": sim_node_parameters}[node_name]()
+def sim_node_name(robot_name: str) -> str:
+    """What the launch files and the demo call the simulator bridge of a robot
+    (``hopper_sim_node``): the section of ``config/<robot>.yaml`` that holds its parameters."""
+    return f"{robot_name}_sim_node"
+
+
+def parameters_of(node_name: str, robot_name: str = DEFAULT_ROBOT.name) -> list[SettingInfo]:
+    """The parameters of ``planner_node`` or a simulator bridge (``*sim_node``) for
+    ``robot_name`` (shipped defaults)."""
+    if node_name == "planner_node":
+        return planner_node_parameters(robot_name=robot_name)
+    if node_name.endswith("sim_node"):
+        return sim_node_parameters(robot_name)
+    raise ValueError(f"unknown node {node_name!r}")

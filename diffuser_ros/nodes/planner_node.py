@@ -37,7 +37,13 @@ from trajectory_msgs.msg import JointTrajectory
 from diffuser_ros.control import ControllerSettings, ControlOutput, RecedingHorizonController
 from diffuser_ros.nodes import planner_messages
 from diffuser_ros.nodes.entry import run_node
-from diffuser_ros.nodes.node_settings import PlannerNodeSettings, planner_node_parameters
+from diffuser_ros.nodes.node_settings import (
+    PlannerNodeSettings,
+    RobotSettings,
+    planner_node_parameters,
+    robot_controller_defaults,
+    robot_node_defaults,
+)
 from diffuser_ros.nodes.observation import JointStateMapping
 from diffuser_ros.nodes.parameters import ParameterError, ParameterHandler
 from diffuser_ros.nodes.planner_inputs import PlannerInputs
@@ -73,9 +79,10 @@ class PlannerNode(LifecycleNode):
         # The parameters: declared once from the settings groups, validated and applied here.
         self.parameter_handler = ParameterHandler(self)
         try:
-            own = self.parameter_handler.declare(PlannerNodeSettings)
+            robot = self.parameter_handler.declare(RobotSettings).robot
+            own = self.parameter_handler.declare(PlannerNodeSettings, robot_node_defaults(robot))
             self.parameter_handler.declare(PlannerConfig, PRESETS.get(own.preset))
-            self.parameter_handler.declare(ControllerSettings)
+            self.parameter_handler.declare(ControllerSettings, robot_controller_defaults(robot))
             self._mapping = JointStateMapping(tuple(own.joint_names), own.position_skip,
                                               own.velocity_clip)
             resolve_device(self._config.device)
@@ -165,7 +172,8 @@ class PlannerNode(LifecycleNode):
     def _configure(self) -> None:
         own = self.parameter_handler.get(PlannerNodeSettings)
         model = load_model(own, self._config, self._mapping,  # CheckpointError, StartupError
-                           self._settings.plans_in_flight)
+                           self._settings.plans_in_flight,
+                           self.parameter_handler.get(RobotSettings).robot)
         self.planner, self._torch_threads, spec = model.planner, model.torch_threads, \
             model.planner.spec
         if model.tracker is None:

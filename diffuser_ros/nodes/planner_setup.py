@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from diffuser_ros.nodes.observation import JointStateMapping
 from diffuser_ros.planning import PlannerConfig, default_model_path, load_planner, set_cpu_threads
+from diffuser_ros.robots import DEFAULT_ROBOT, robot_for_env
 
 
 class StartupError(RuntimeError):
@@ -33,10 +34,10 @@ class LoadedModel:
 
 
 def load_model(settings, config: PlannerConfig, mapping: JointStateMapping,
-               plans_in_flight: int = 1) -> LoadedModel:
-    """Load the model named by the node ``settings`` (:class:`PlannerNodeSettings`), once per
-    plan in flight."""
-    path = settings.model_path or str(default_model_path())
+               plans_in_flight: int = 1, robot_name: str = DEFAULT_ROBOT.name) -> LoadedModel:
+    """Load the model named by the node ``settings`` (:class:`PlannerNodeSettings`; '' = the
+    shipped model of the robot entry ``robot_name``), once per plan in flight."""
+    path = settings.model_path or str(default_model_path(robot_name))
     threads = set_cpu_threads(settings.torch_threads)
     # Load with the checkpoint's architecture, then apply the ROS settings, so a setting the
     # model cannot take is reported as a parameter error, not as a corrupt checkpoint.
@@ -46,6 +47,11 @@ def load_model(settings, config: PlannerConfig, mapping: JointStateMapping,
     except ValueError as exc:
         raise StartupError(f"invalid planner parameters for model {path}: {exc}") from None
     spec = planner.spec
+    trained_on = robot_for_env(spec.env_id)
+    if trained_on is not None and trained_on.name != robot_name:
+        raise StartupError(f"model {path} was trained on {spec.env_id} (robot "
+                           f"{trained_on.name!r}) but the node drives robot {robot_name!r}; "
+                           f"set robot:={trained_on.name} or another model_path")
     from_joints = settings.state_input == "joint_states"
     if from_joints and mapping.observation_dim != spec.observation_dim:
         raise StartupError(

@@ -8,6 +8,7 @@ from diffuser_ros.planning.checkpoint import (
     CheckpointError,
     default_model_path,
     load_planner,
+    model_env_id,
     save_planner,
     write_command_value,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "PlanningError",
     "build_unet",
     "default_model_path",
+    "model_env_id",
     "build_value_function",
     "load_planner",
     "make_scheduler",

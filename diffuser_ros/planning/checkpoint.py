@@ -40,10 +40,20 @@ REQUIRED_FILES = (
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
 
-def default_model_path() -> Path:
-    """The Hopper-v5 model shipped inside the package (found the same way for pip, editable
-    and colcon installs, since it is package data)."""
-    return Path(__file__).resolve().parents[1] / "models" / "hopper"
+def default_model_path(robot: str = "hopper") -> Path:
+    """The model shipped inside the package for the robot entry named ``robot``
+    (``diffuser_ros/models/<robot>``; found the same way for pip, editable and colcon installs,
+    since it is package data)."""
+    return Path(__file__).resolve().parents[1] / "models" / robot
+
+
+def model_env_id(path: str | Path) -> str:
+    """The environment a local planner folder was trained on (its planner.json ``env_id``); ''
+    when the folder does not say or cannot be read (loading it reports why)."""
+    try:
+        return str(json.loads((Path(path) / "planner.json").read_text()).get("env_id", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 class CheckpointError(ValueError):

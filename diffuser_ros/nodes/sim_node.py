@@ -1,8 +1,11 @@
-"""``hopper_sim_node``: gymnasium ``Hopper-v5`` (MuJoCo) as a ROS 2 robot.
+"""``sim_node``: the simulator bridge. A gymnasium MuJoCo locomotion environment that a robot
+entry describes (:mod:`diffuser_ros.robots`: ``Hopper-v5``, ``Walker2d-v5``; parameter
+``env_id``) as a ROS 2 robot. The launch files start it as ``<robot>_sim_node``; the
+``hopper_sim_node`` executable is the same node under its Hopper name.
 
-Publishes ``joint_states`` (the six joints; position = qpos, velocity = qvel, unclipped) stamped
-with simulation time and ``/clock`` (simulation time starts at 1 s and runs on across episodes);
-applies ``action`` (std_msgs/Float64MultiArray), clipped to the action space.
+Publishes ``joint_states`` (the robot entry's joints; position = qpos, velocity = qvel, unclipped)
+stamped with simulation time and ``/clock`` (simulation time starts at 1 s and runs on across
+episodes); applies ``action`` (std_msgs/Float64MultiArray), clipped to the action space.
 
 Modes (parameter ``mode``):
 
@@ -12,8 +15,8 @@ Modes (parameter ``mode``):
   ``max(state_republish_period, 3 x the slowest answer so far)``. So a planner that starts later,
   or an action lost to DDS discovery, never stalls the loop, while a slow planner is not sent
   the same state twice (which the planner answers with the same action without re-planning).
-* ``realtime`` — a wall timer steps at 1/dt (125 Hz) holding the last action; zeros once no action
-  has arrived for ``action_timeout``.
+* ``realtime`` — a wall timer steps at 1/dt (125 Hz for both robots) holding the last action;
+  zeros once no action has arrived for ``action_timeout``.
 
 Episodes reset automatically on termination or truncation (``max_episode_steps``); episode k is
 seeded ``seed + k``. Each episode's statistics go to the log and, as a JSON string, to
@@ -43,23 +46,22 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from diffuser_ros.nodes.entry import run_node
-from diffuser_ros.nodes.node_settings import SimulatorSettings, sim_node_parameters
+from diffuser_ros.nodes.node_settings import SimulatorSettings
 from diffuser_ros.nodes.parameters import ParameterError, declare_settings
 from diffuser_ros.simulation import SimStartupError, SimulatedEpisodes, joint_layout, make_env
 
-NODE_NAME = "hopper_sim_node"
+NODE_NAME = "sim_node"
+HOPPER_NODE_NAME = "hopper_sim_node"  # the name the hopper_sim_node executable gives it
 WARN_THROTTLE_S = 2.0
 KICK_PERIOD_S = 0.1
 # Simulation time starts at 1 s: every stamp is then non-zero (a zero stamp means "unstamped",
 # which a planner cannot use to recognise a re-sent state).
 START_TIME_NS = 1_000_000_000
 
-# Every parameter of the node (nodes/node_settings.py), with its default.
-SIM_NODE_PARAMETERS = sim_node_parameters()
 
-
-class HopperSimNode(Node):
-    """Simulator bridge. ``node_kwargs`` go to ``rclpy.node.Node``."""
+class SimNode(Node):
+    """Simulator bridge of any robot entry's environment. ``node_kwargs`` go to
+    ``rclpy.node.Node``."""
 
     def __init__(self, node_name: str = NODE_NAME, **node_kwargs):
         super().__init__(node_name, **node_kwargs)
@@ -362,14 +364,21 @@ class HopperSimNode(Node):
         return response
 
 
-def _done(node: HopperSimNode) -> bool:
+def _done(node: SimNode) -> bool:
     """Finished, and the summary had half a second to reach its subscribers."""
     return node.finished_at is not None and time.monotonic() - node.finished_at > 0.5
 
 
-def main(args=None) -> None:
+def main(args=None, node_name: str = NODE_NAME) -> None:
     """Entry point: spin the simulator until ``max_episodes`` are done (or Ctrl-C)."""
-    run_node(args, HopperSimNode, (SimStartupError, ParameterError), NODE_NAME, done=_done)
+    run_node(args, lambda: SimNode(node_name), (SimStartupError, ParameterError), node_name,
+             done=_done)
+
+
+def hopper_main(args=None) -> None:
+    """The ``hopper_sim_node`` executable: the same bridge, named as before the bridge was
+    generic (``ros2 run diffuser_ros hopper_sim_node`` keeps working)."""
+    main(args, HOPPER_NODE_NAME)
 
 
 if __name__ == "__main__":
