@@ -10,7 +10,9 @@ executor; the flags mirror the launch arguments::
 Other parameters can follow ``--ros-args`` (``-p name:=value`` applies to both nodes, after the
 YAML), e.g. ``diffuser-ros-demo --episodes 1 --ros-args -p n_candidates:=32`` (a planner setting
 given explicitly wins over the preset). The planner is configured and activated at start-up, as
-the launch file does. It prints a progress line every ``--progress-period`` seconds, each
+the launch file does. In ``realtime`` the simulator runs in a process of its own
+(``--sim-process``), so its 125 Hz timer never waits for the GIL while the planner computes.
+It prints a progress line every ``--progress-period`` seconds, each
 episode's return, length and end reason as it ends, then a summary (mean return, closed-loop
 rate, planning latency), also when stopped by Ctrl-C or SIGTERM; it exits 0 after
 ``--episodes`` episodes or a signal (1 on a start-up error such as a missing model).
@@ -62,6 +64,10 @@ PARAMETER_FLAGS = {
 # file resolves `auto` with the same rule (test_launch.py keeps the two equal).
 AUTO_EXECUTION = "auto"
 EXECUTION_BY_MODE = {"lockstep": "hold", "realtime": "tracking"}
+# Where the simulator runs: beside the planner on one executor, or in a process of its own
+# (as under ros2 launch). 'auto': its own in realtime, where its timer must keep 125 Hz while
+# the planner's threads hold the GIL; the same in lockstep, where the world waits anyway.
+SIM_PROCESSES = ("auto", "same", "separate")
 
 
 def params_file(robot: str = "hopper") -> Path:
@@ -111,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds between progress lines while an episode runs (0 = none; "
                              "default 10)")
     parser.add_argument(
+        "--sim-process", choices=SIM_PROCESSES, default="auto",
+        help="where the simulator runs: 'separate' (a sim_node child process, as ros2 launch "
+             "does), 'same' (beside the planner, one executor); 'auto' (default): separate in "
+             "realtime, same in lockstep")
+    parser.add_argument(
         "--executor", choices=("single", "multi"), default="single",
         help="executor spinning both nodes (default single). Planning runs on the planner's own "
              "worker thread, so one executor thread serves the light callbacks; 'multi' "
@@ -136,6 +147,23 @@ def overrides(args: argparse.Namespace) -> dict[str, dict]:
     return out
 
 
+def simulator_mode(args: argparse.Namespace, yaml_path: Path, sim_name: str) -> str:
+    """The simulator's mode: ``--mode``, else the parameter file's."""
+    if args.mode is not None:
+        return args.mode
+    import yaml
+
+    section = yaml.safe_load(Path(yaml_path).read_text()).get(sim_name) or {}
+    return section.get("ros__parameters", {}).get("mode", "lockstep")
+
+
+def sim_in_own_process(args: argparse.Namespace, mode: str) -> bool:
+    """``--sim-process``, with 'auto' resolved by the mode."""
+    if args.sim_process != "auto":
+        return args.sim_process == "separate"
+    return mode == "realtime"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ros_args = argv[argv.index("--ros-args") + 1:] if "--ros-args" in argv else []
@@ -155,12 +183,17 @@ def main(argv: list[str] | None = None) -> int:
     from diffuser_ros.nodes.parameters import ParameterError
     from diffuser_ros.nodes.planner_node import PlannerNode, StartupError
     from diffuser_ros.nodes.sim_node import SimNode, SimStartupError
+    from diffuser_ros.nodes.sim_process import SimProcess
     from diffuser_ros.planning import CheckpointError
 
     robot = args.robot or "hopper"
     yaml_path = args.params_file or params_file(robot)
+    sim_name = sim_node_name(robot)
+    mode = simulator_mode(args, yaml_path, sim_name)
+    separate = sim_in_own_process(args, mode)
+    node_overrides = overrides(args)
     per_node = {node: [Parameter(k, value=v) for k, v in values.items()]
-                for node, values in overrides(args).items()}
+                for node, values in node_overrides.items()}
     context = rclpy.Context()
     # SIGINT/SIGTERM only stop the spin loop: the nodes then shut down in order and the summary
     # is printed either way (rclpy's own handler would invalidate the context mid-publish).
@@ -180,9 +213,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"planner: device {planner.planner.device}, "
                   f"{', '.join(f'{k}={v}' for k, v in planner.planner.config.to_dict().items())}",
                   flush=True)
-        nodes.append(SimNode(sim_node_name(robot), context=context,
-                             parameter_overrides=per_node[SIM]))
-        sim = nodes[1]
+        if separate:
+            sim = SimProcess(sim_name, yaml_path, ros_args, node_overrides[SIM], context, mode)
+            print(f"simulator: {sim_name} in its own process (pid {sim.process.pid})",
+                  flush=True)
+        else:
+            sim = SimNode(sim_name, context=context, parameter_overrides=per_node[SIM])
+        nodes.append(sim)
         done = Future()
 
         def on_episode(stats: dict) -> None:
@@ -196,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         executor = (MultiThreadedExecutor if args.executor == "multi" else
                     SingleThreadedExecutor)(context=context)
         for node in nodes:
-            executor.add_node(node)
+            executor.add_node(node.node if node is sim and separate else node)
         start = time.monotonic()
         next_report = start + args.progress_period
 
@@ -204,13 +241,20 @@ def main(argv: list[str] | None = None) -> int:
             nonlocal next_report
             if args.progress_period > 0 and time.monotonic() >= next_report:
                 next_report += args.progress_period
-                print(progress_line(sim.progress(), planner, time.monotonic() - start),
-                      flush=True)
+                progress = None if separate else sim.progress()
+                print(progress_line(progress, planner, time.monotonic() - start), flush=True)
+
+        def finished() -> bool:
+            return done.done() or (separate and sim.failed is not None)
 
         try:
-            spin_until(executor, done.done, stop, after_spin=report)
+            spin_until(executor, finished, stop, after_spin=report)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        if separate and sim.failed is not None:  # it said why on its own stderr
+            print(f"diffuser-ros-demo: cannot start: {sim_name} exited with code "
+                  f"{sim.failed}", file=sys.stderr, flush=True)
+            return 1
         if stop.requested or not done.done():
             print(f"interrupted ({stop.signal_name or 'shutdown'})", flush=True)
         summary = sim.summary()
@@ -231,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"diffuser-ros-demo: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
+        if separate and len(nodes) > 1:
+            nodes[1].stop()  # SIGINT: the child shuts down cleanly (and has, if finished)
         if nodes:
             nodes[0].shutdown()  # lifecycle shutdown: safe action out, planning thread joined
         if executor is not None:
@@ -241,10 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         stop.ignore_from_now_on()
 
 
-def progress_line(progress: dict, planner, elapsed: float) -> str:
-    """One line while an episode runs: where it is and how fast the loop goes."""
+def progress_line(progress: dict | None, planner, elapsed: float) -> str:
+    """One line while an episode runs: where it is and how fast the loop goes (``progress``:
+    the in-process simulator's; None: it runs in its own process, the planner's side only)."""
     status = planner.controller.status() if planner.controller is not None else None
     plans = status.plans if status is not None else 0
+    if progress is None:
+        return f"  {plans} plans ({plans / elapsed:.1f} decisions/s)"
     speed = progress.get("speed")
     command = status.command if status is not None else None
     speed_text = "" if speed is None else f", speed {speed:.2f} m/s (last 1 s)"

@@ -804,6 +804,30 @@ def test_walker2d_demo_uses_its_config_bridge_and_joints(tiny_walker2d_model_dir
     assert "config/walker2d.yaml" in out and "summary: 1 episodes (lockstep)" in out
 
 
+def test_demo_simulator_in_its_own_process_gives_the_same_episodes(tiny_model_dir, capfd):
+    """--sim-process separate (realtime's default) runs sim_node as a child process and follows
+    it over DDS: in lockstep its episodes are the in-process ones, number for number; a child
+    that cannot start fails the demo."""
+    from diffuser_ros import demo
+
+    flags = ["--model-path", str(tiny_model_dir), "--episodes", "2", "--mode", "lockstep",
+             "--device", "cpu", "--seed", "5", "--max-episode-steps", "6", "--preset", "",
+             "--progress-period", "0"]
+    planner = ["-p", "n_candidates:=2", "-p", "n_denoise_steps:=2"]
+    outputs = {}
+    for where in ("same", "separate"):
+        assert demo.main(["--sim-process", where, *flags, "--ros-args", *planner]) == 0, where
+        outputs[where] = capfd.readouterr().out
+    assert "in its own process" in outputs["separate"]
+    episodes = {w: [line for line in out.splitlines() if line.startswith(("episode ", "summary"))]
+                for w, out in outputs.items()}
+    assert len(episodes["same"]) == 3 and episodes["separate"] == episodes["same"]
+    # The child refuses a parameter: the demo says so and exits 1.
+    assert demo.main(["--sim-process", "separate", *flags, "--ros-args", *planner,
+                      "-p", "state_republish_period:=0.0"]) == 1
+    assert "hopper_sim_node exited with code 1" in capfd.readouterr().err
+
+
 def test_demo_runner_missing_model_exits_one(tmp_path, capsys):
     from diffuser_ros import demo
 
