@@ -12,6 +12,7 @@ BIN=${BIN:-.venv/bin}
 CHANNELS=${CHANNELS:-16,32,64,128}
 STEPS=${STEPS:-200000}           # diffusion / value steps to train to (stop and resume any time)
 VALUE_STEPS=${VALUE_STEPS:-$STEPS}
+VALUE_DISCOUNT=${VALUE_DISCOUNT:-0.997}  # discount of the value targets (the original's 0.997)
 GRAD_ACCUM=${GRAD_ACCUM:-1}
 SAC_STEPS=${SAC_STEPS:-300000}
 SAC_SEED=${SAC_SEED:-0}
@@ -37,10 +38,11 @@ fi
 
 # 2. diffusion model and value function, side by side (one core each on a CPU)
 for model in diffusion value; do
-  steps=$STEPS; [ "$model" = value ] && steps=$VALUE_STEPS
+  steps=$STEPS; extra=()
+  [ "$model" = value ] && steps=$VALUE_STEPS && extra=(--discount "$VALUE_DISCOUNT")
   "$BIN/diffuser-ros-train" "$model" --dataset "$DATASET" --out "$RUN/train" \
       --channels "$CHANNELS" --batch-size 32 --grad-accum "$GRAD_ACCUM" --steps "$steps" \
-      --checkpoint-every 2000 --threads 1 &
+      --checkpoint-every 2000 --threads 1 "${extra[@]}" &
 done
 wait
 
