@@ -32,6 +32,8 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from diffuser_ros.robots import DEFAULT_ROBOT  # noqa: E402
+
 PACKAGE = "diffuser_ros"
 CONFIG_DIR = "config"  # config/<robot>.yaml, relative to the package's share directory
 # The two nodes by role -> executable; launch/robot.launch.py starts the same (test_launch.py
@@ -70,7 +72,7 @@ EXECUTION_BY_MODE = {"lockstep": "hold", "realtime": "tracking"}
 SIM_PROCESSES = ("auto", "same", "separate")
 
 
-def params_file(robot: str = "hopper") -> Path:
+def params_file(robot: str = DEFAULT_ROBOT.name) -> Path:
     """``config/<robot>.yaml``: from the source tree when run from it, else the installed
     share."""
     relative = (CONFIG_DIR, f"{robot}.yaml")
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     from diffuser_ros.nodes.sim_process import SimProcess
     from diffuser_ros.planning import CheckpointError
 
-    robot = args.robot or "hopper"
+    robot = args.robot or DEFAULT_ROBOT.name
     yaml_path = args.params_file or params_file(robot)
     sim_name = sim_node_name(robot)
     mode = simulator_mode(args, yaml_path, sim_name)

@@ -75,6 +75,17 @@ def joint_layout(env) -> list[str]:
 VIDEO_FPS = 30.0  # recorded frame rate (every 4th step of Hopper's 125 Hz)
 
 
+def episodes_summary(results: list[dict]) -> dict:
+    """Number, mean and spread of episodes' returns and lengths (each result has ``return`` and
+    ``length``, as the simulator's episode statistics): the one summary of a run of episodes."""
+    returns = np.array([r["return"] for r in results], dtype=np.float64)
+    lengths = np.array([r["length"] for r in results], dtype=np.float64)
+    return {"episodes": len(results),
+            "mean_return": float(returns.mean()) if returns.size else math.nan,
+            "std_return": float(returns.std()) if returns.size else math.nan,
+            "mean_length": float(lengths.mean()) if lengths.size else math.nan}
+
+
 class SimulatedEpisodes:
     """A simulated robot through a run of episodes (rclpy-free): seeded resets (episode k gets
     ``seed + k``; ``seed`` < 0: unseeded), steps with the action clipped to the action space,
@@ -162,14 +173,8 @@ class SimulatedEpisodes:
         return stats
 
     def summary(self) -> dict:
-        """Mean and spread of the finished episodes' returns and lengths."""
-        returns = np.array([r["return"] for r in self.results], dtype=np.float64)
-        lengths = np.array([r["length"] for r in self.results], dtype=np.float64)
-        return {"episodes": len(self.results),
-                "mean_return": float(returns.mean()) if returns.size else math.nan,
-                "std_return": float(returns.std()) if returns.size else math.nan,
-                "mean_length": float(lengths.mean()) if lengths.size else math.nan,
-                "steps": self.steps}
+        """Mean and spread of the finished episodes' returns and lengths, and the run's steps."""
+        return {**episodes_summary(self.results), "steps": self.steps}
 
     def _frame(self) -> None:
         if self._video is not None and self._video.due(self.steps):

@@ -40,18 +40,18 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
+# The robot entries (each ships a model and a config/<robot>.yaml: test_launch.py checks it).
+from diffuser_ros.robots import ROBOTS
+
 # Lockstep: hold each plan's first action (the world waits for every plan). Realtime: plans
 # arrive tens of control periods late, so follow the newest plan's states with the robot-model
 # tracker at every control period (docs/realtime.md).
 EXECUTION_BY_MODE = {"lockstep": "hold", "realtime": "tracking"}
-# The robot entries that ship a model and a config/<robot>.yaml (diffuser_ros.robots.ROBOTS;
-# test_launch.py keeps the two equal).
-ROBOTS = ("hopper", "walker2d")
 
 
 def generate_launch_description():
     arguments = [
-        DeclareLaunchArgument("robot", default_value="hopper", choices=list(ROBOTS),
+        DeclareLaunchArgument("robot", default_value="hopper", choices=sorted(ROBOTS),
                               description="The robot: its config/<robot>.yaml, shipped model "
                                           "and simulated environment"),
         DeclareLaunchArgument("mode", default_value="lockstep", choices=["lockstep", "realtime"],

@@ -70,10 +70,15 @@ def launch():
     assert share.func.id == "get_package_share_directory"
     folder, file_name = join.args[1:]
     assert isinstance(file_name, ast.JoinedStr) and _const(file_name.values[-1]) == ".yaml"
-    robots = next(n.value for n in tree.body if isinstance(n, ast.Assign)
-                  and n.targets[0].id == "ROBOTS")
+    # The robot argument's choices are the robot entries themselves, imported.
+    imports_robots = any(isinstance(n, ast.ImportFrom) and n.module == "diffuser_ros.robots"
+                         and [a.name for a in n.names] == ["ROBOTS"] for n in tree.body)
+    (robot_arg,) = [c for c in _calls(tree, "DeclareLaunchArgument")
+                    if _const(c.args[0]) == "robot"]
     return {"arguments": arguments, "nodes": nodes, "share_package": _const(share.args[0]),
-            "config_dir": _const(folder), "robots": ast.literal_eval(robots)}
+            "config_dir": _const(folder),
+            "robot_choices_are_the_entries": imports_robots and ast.unparse(
+                _kw(robot_arg, "choices")) == "sorted(ROBOTS)"}
 
 
 @pytest.fixture(scope="module", params=sorted(ROBOTS))
@@ -96,10 +101,13 @@ def test_launch_and_runner_start_the_same_nodes_with_the_same_yaml(launch):
     assert {v["package"] for v in launch["nodes"].values()} == {demo.PACKAGE}
     assert launch["share_package"] == demo.PACKAGE
     assert launch["config_dir"] == demo.CONFIG_DIR
-    assert set(launch["robots"]) == set(ROBOTS)  # every robot entry has a config and a model
-    for robot in ROBOTS:
+    assert launch["robot_choices_are_the_entries"]
+    from diffuser_ros.planning import default_model_path
+
+    for robot in ROBOTS:  # every robot entry has a config, a launch file and a shipped model
         assert demo.params_file(robot) == yaml_file(robot)
         assert (REPO / "launch" / f"{robot}.launch.py").is_file(), robot
+        assert (default_model_path(robot) / "planner.json").is_file(), robot
 
 
 @pytest.mark.parametrize("robot", sorted(ROBOTS))

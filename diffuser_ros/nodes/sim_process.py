@@ -19,10 +19,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
+
+from diffuser_ros.simulation import episodes_summary
 
 STOP_TIMEOUT_S = 15.0
 
@@ -82,12 +83,7 @@ class SimProcess:
         received, without the bridge's timing."""
         if self._summary is not None:
             return self._summary
-        returns = [e["return"] for e in self.episodes]
-        lengths = [e["length"] for e in self.episodes]
-        return {"summary": True, "episodes": len(returns), "mode": self.mode,
-                "mean_return": float(np.mean(returns)) if returns else math.nan,
-                "std_return": float(np.std(returns)) if returns else math.nan,
-                "mean_length": float(np.mean(lengths)) if lengths else math.nan,
+        return {"summary": True, "mode": self.mode, **episodes_summary(self.episodes),
                 "wall_time_s": 0.0, "steps_per_s": math.nan}
 
     def stop(self) -> int:

@@ -30,6 +30,7 @@ from diffuser_ros.planning.device import resolve_device
 from diffuser_ros.planning.normalizer import GaussianNormalizer
 from diffuser_ros.planning.objective import COMMAND_SPEC_FILE, COMMAND_VALUE_DIR, CommandSpec
 from diffuser_ros.planning.planner import DiffusionPlanner, PlannerSpec
+from diffuser_ros.robots import DEFAULT_ROBOT
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = (
@@ -40,7 +41,7 @@ REQUIRED_FILES = (
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
 
-def default_model_path(robot: str = "hopper") -> Path:
+def default_model_path(robot: str = DEFAULT_ROBOT.name) -> Path:
     """The model shipped inside the package for the robot entry named ``robot``
     (``diffuser_ros/models/<robot>``; found the same way for pip, editable and colcon installs,
     since it is package data)."""
