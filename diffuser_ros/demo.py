@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     from diffuser_ros.nodes.sim_node import SimNode, SimStartupError
     from diffuser_ros.nodes.sim_process import SimProcess
     from diffuser_ros.planning import CheckpointError
+    from diffuser_ros.simulation import summary_line
 
     robot = args.robot or DEFAULT_ROBOT.name
     yaml_path = args.params_file or params_file(robot)
@@ -265,9 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         plans = latency["count"]
         # decisions/s over the simulator's run (first step to last), like its steps/s
         wall = summary["wall_time_s"] or (time.monotonic() - start)
-        print(f"summary: {summary['episodes']} episodes ({summary['mode']}), mean return "
-              f"{summary['mean_return']:.2f} ± {summary['std_return']:.2f}, mean length "
-              f"{summary['mean_length']:.1f}", flush=True)
+        print(f"summary ({summary['mode']}): {summary_line(summary)}", flush=True)
         print(f"closed loop: {summary['steps_per_s']:.1f} sim steps/s, {plans / wall:.1f} "
               f"decisions/s ({plans} plans in {wall:.1f} s); planning latency mean "
               f"{_ms(latency['mean'])} ms, p95 {_ms(latency['p95'])} ms, max "

@@ -76,14 +76,27 @@ VIDEO_FPS = 30.0  # recorded frame rate (every 4th step of Hopper's 125 Hz)
 
 
 def episodes_summary(results: list[dict]) -> dict:
-    """Number, mean and spread of episodes' returns and lengths (each result has ``return`` and
-    ``length``, as the simulator's episode statistics): the one summary of a run of episodes."""
+    """Number, mean, spread and standard error of episodes' returns, their mean length and how
+    many ran to their step limit (each result has ``return``, ``length`` and ``reason``, as the
+    simulator's episode statistics): the one summary of a run of episodes."""
     returns = np.array([r["return"] for r in results], dtype=np.float64)
     lengths = np.array([r["length"] for r in results], dtype=np.float64)
     return {"episodes": len(results),
             "mean_return": float(returns.mean()) if returns.size else math.nan,
             "std_return": float(returns.std()) if returns.size else math.nan,
+            "stderr_return": float(returns.std(ddof=1) / math.sqrt(returns.size))
+            if returns.size > 1 else math.nan,
+            "full_length": sum(r.get("reason") == "truncated" for r in results),
             "mean_length": float(lengths.mean()) if lengths.size else math.nan}
+
+
+def summary_line(summary: dict) -> str:
+    """``summary`` (:func:`episodes_summary`) as the figures a closed-loop result is quoted with:
+    mean ± standard error of the return, and the episodes that ran their full length."""
+    return (f"{summary['episodes']} episodes, mean return {summary['mean_return']:.2f} ± "
+            f"{summary['stderr_return']:.2f} (s.e.; std {summary['std_return']:.2f}), full length "
+            f"{summary['full_length']}/{summary['episodes']}, mean length "
+            f"{summary['mean_length']:.1f}")
 
 
 class SimulatedEpisodes:

@@ -289,9 +289,10 @@ def test_model_inverse_dynamics_recovers_the_action_that_was_applied():
 
 # -- planning from where the robot will be (predict_ahead) -------------------------------------
 def test_prediction_is_the_simulators_own_next_state_under_the_committed_action():
-    """predict_ahead 1, hold: each plan starts from the state the robot model predicts one
-    period after the measured one, under the action the robot holds meanwhile; that is exactly
-    where the simulator is when the plan's first action is applied."""
+    """predict_ahead 1, hold: after the episode's first plan (which the robot waits for), each
+    plan starts from the state the robot model predicts one period after the measured one, under
+    the action the robot holds meanwhile; that is exactly where the simulator is when the plan's
+    first action is applied."""
     from diffuser_ros.control.robot_model import RobotModel
     from diffuser_ros.robots import HOPPER
 
@@ -302,8 +303,13 @@ def test_prediction_is_the_simulators_own_next_state_under_the_committed_action(
     ctl.activate()
     env = HOPPER.make_env()
     state, _ = env.reset(seed=3)
-    applied = np.zeros(3)  # before the first plan the robot holds the safe action
-    for _ in range(4):
+    ctl.offer(state, clock.now)
+    assert ctl.run_once()  # the first plan: the robot waits for it, at the measured state
+    np.testing.assert_allclose(out[-1].plan.best_observations[0], state, atol=1e-6)
+    applied = out[-1].action
+    state, *_ = env.step(applied.astype(np.float32))
+    clock.advance(PERIOD)
+    for _ in range(3):
         ctl.offer(state, clock.now)
         assert ctl.run_once()
         plan = out[-1].plan
@@ -335,7 +341,7 @@ def test_prediction_uses_the_plans_own_actions_once_a_plan_in_flight_acts():
     ctl.activate()
     ctl.offer(obs(0.1), clock.now)
     first = ctl.begin()
-    ctl.finish(first, ctl.compute(first))           # delivered: acts from now + 2 periods
+    ctl.finish(first, ctl.compute(first))           # the first plan: acts from now, as measured
     delivered = out[-1].plan
     clock.advance(PERIOD)
     ctl.offer(obs(0.2), clock.now)
@@ -343,11 +349,40 @@ def test_prediction_uses_the_plans_own_actions_once_a_plan_in_flight_acts():
     clock.advance(PERIOD)
     ctl.offer(obs(0.3), clock.now)
     ctl.begin()
-    # committed: the held first action at this step; the next is the in-flight plan's (unknown),
-    # estimated by the delivered plan's own action for that step (its index 1)
+    # committed: the held first action at this step; the next is the in-flight plan's (unknown,
+    # it acts from 3 periods), estimated by the delivered plan's own action for that step
     np.testing.assert_array_equal(calls[-1][0], delivered.action)
-    np.testing.assert_array_equal(calls[-1][1], delivered.best_actions[1])
+    np.testing.assert_array_equal(calls[-1][1], delivered.best_actions[3])
     assert second.warm_start is delivered  # never the plan still being computed
+
+
+def test_an_episodes_first_plan_starts_from_the_measured_state():
+    """The robot waits for an episode's first action (the simulator bridge holds it), so no
+    time passes to predict over: that plan starts from the measured state, the next ones from
+    the prediction, and after a reset the first again from the measured state."""
+    from diffuser_ros.control.robot_model import RobotModel
+
+    clock, out = FakeClock(), Outputs()
+    planner = make_tiny_planner()
+    ctl = RecedingHorizonController(planner, ControllerSettings(predict_ahead=2), clock=clock,
+                                    emit=out, robot_model=RobotModel.for_planner(planner))
+    ctl.activate()
+
+    def planned_from(value):
+        ctl.offer(obs(value), clock.now)
+        job = ctl.begin()
+        ctl.finish(job, ctl.compute(job))
+        clock.advance(PERIOD)
+        return job.state.stamp_ns - job.measured_ns, job.state.observation
+
+    ahead, start = planned_from(0.1)
+    assert ahead == 0
+    np.testing.assert_allclose(start, obs(0.1), atol=1e-6)
+    ahead, start = planned_from(0.2)
+    assert ahead == 2 * PERIOD and not np.allclose(start, obs(0.2))
+    ctl.request_reset()
+    assert planned_from(0.3)[0] == 0
+    assert planned_from(0.4)[0] == 2 * PERIOD
 
 
 def test_prediction_needs_a_robot_model():

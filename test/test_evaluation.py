@@ -347,9 +347,12 @@ def test_latency_model_delivers_plans_d_steps_late(tiny_planner):
     policy = ControllerPolicy(tiny_planner, latency_steps=3,
                               settings=ControllerSettings(state_timeout=10.0))
     applied = [policy(obs + k) for k in range(8)]
-    # Nothing has arrived for the first 3 steps: the robot holds zeros (no command yet).
-    assert all(not a.any() for a in applied[:3])
-    assert applied[3].any()                      # the first plan, started at step 1
-    assert policy.controller.status().plans == 2  # delivered at 4 and 7; a third in flight
+    # The robot waits for the episode's first plan (as the simulator bridge holds it) ...
+    assert applied[0].any()
+    # ... then holds its action while the next one, started at step 2, is computed for 3 steps
+    assert all(np.array_equal(a, applied[0]) for a in applied[1:4])
+    assert not np.array_equal(applied[4], applied[0])
+    assert policy.controller.status().plans == 3  # delivered at 1, 5 and 8; a fourth in flight
     delay = policy.controller.status().delay
-    assert delay["mean"] == pytest.approx(3 * 0.008)
+    assert delay["max"] == pytest.approx(3 * 0.008)
+    assert delay["mean"] == pytest.approx(2 * 0.008)  # (0 + 3 + 3) / 3 periods

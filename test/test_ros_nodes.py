@@ -787,7 +787,7 @@ def test_demo_runner_runs_episodes_and_exits_zero(tiny_model_dir, capsys, execut
     out = capsys.readouterr().out
     assert code == 0
     assert "episode 1: return" in out and "episode 2: return" in out
-    assert "summary: 2 episodes (lockstep)" in out and "decisions/s" in out
+    assert "summary (lockstep): 2 episodes" in out and "decisions/s" in out
     assert "n_candidates=2" in out and "seed=0" in out
 
 
@@ -801,7 +801,7 @@ def test_walker2d_demo_uses_its_config_bridge_and_joints(tiny_walker2d_model_dir
                       "-p", "n_candidates:=2", "-p", "n_denoise_steps:=2"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "config/walker2d.yaml" in out and "summary: 1 episodes (lockstep)" in out
+    assert "config/walker2d.yaml" in out and "summary (lockstep): 1 episodes" in out
 
 
 def test_demo_simulator_in_its_own_process_gives_the_same_episodes(tiny_model_dir, capfd):
@@ -890,7 +890,7 @@ def test_demo_prints_its_summary_when_interrupted(tiny_model_dir):
             proc.kill()
     out = "".join(lines) + out
     assert proc.returncode == 0, err
-    assert "interrupted (SIGINT)" in out and "summary:" in out and "decisions/s" in out
+    assert "interrupted (SIGINT)" in out and "summary (" in out and "decisions/s" in out
     assert "Traceback" not in err
 
 

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from diffuser_ros.robots import HOPPER
-from diffuser_ros.simulation import SimStartupError, SimulatedEpisodes, joint_layout, make_env
+from diffuser_ros.simulation import (
+    SimStartupError,
+    SimulatedEpisodes,
+    episodes_summary,
+    joint_layout,
+    make_env,
+    summary_line,
+)
 
 
 def test_episodes_are_seeded_stepped_clipped_and_summarised():
@@ -27,6 +34,18 @@ def test_episodes_are_seeded_stepped_clipped_and_summarised():
     assert summary["episodes"] == 1 and summary["steps"] == 5
     sim.close()
     again.close()
+
+
+def test_a_run_is_summarised_by_its_standard_error_and_its_full_length_episodes():
+    results = [{"return": 10.0, "length": 1000, "reason": "truncated"},
+               {"return": 4.0, "length": 300, "reason": "terminated"},
+               {"return": 7.0, "length": 700, "reason": "terminated"}]
+    summary = episodes_summary(results)
+    assert summary["mean_return"] == pytest.approx(7.0)
+    assert summary["stderr_return"] == pytest.approx(np.std([10, 4, 7], ddof=1) / np.sqrt(3))
+    assert summary["full_length"] == 1 and summary["mean_length"] == pytest.approx(2000 / 3)
+    line = summary_line(summary)
+    assert "mean return 7.00 ± 1.73 (s.e." in line and "full length 1/3" in line
 
 
 def test_the_env_publishes_the_robot_entrys_joints_and_unknown_envs_are_refused():

@@ -238,7 +238,9 @@ class RecedingHorizonController:
                     self._output.send(answer, "repeat", state.key)
             return None
         settings, measured_ns = self._settings, state.stamp_ns
-        if settings.predict_ahead:
+        if settings.predict_ahead and self._in_flight.has_delivered:
+            # Not the episode's first plan: the robot waits for that one (the simulator bridge
+            # holds each episode until its first action), so no time passes to predict over.
             state = self._predicted(state, settings.predict_ahead)
         shift, reset = self._between.apply(state.stamp_ns, settings.control_period_ns)
         if reset:

@@ -83,6 +83,11 @@ class PlansInFlight:
         self.episode += 1
         self._delivered = None
 
+    @property
+    def has_delivered(self) -> bool:
+        """Whether a plan of this episode has gone out (the robot is acting on plans)."""
+        return self._delivered is not None
+
     def delivered(self, job, plan) -> None:
         """``job``'s ``plan`` went out: the warm start of the plans begun from now on."""
         self._delivered, self._delivered_stamp = plan, job.state.stamp_ns

@@ -36,7 +36,9 @@ class ControllerSettings:
         "control periods after the measured one, under the actions committed until then (those "
         "of the newest plan, as the execution sends them), so the plan starts where the robot "
         "will be when its first action is applied; set it to the planning latency in periods. "
-        "0 = plan from the measured state.", range=(0, 1000))
+        "An episode's first plan starts from the measured state: the robot waits for its first "
+        "action (the simulator bridge holds it). 0 = plan from the measured state.",
+        range=(0, 1000))
     plans_in_flight: int = setting(
         1, "Plans computed at once, one started every control period while fewer are in "
         "flight; each warm-starts from the newest plan delivered at its start, and one "

@@ -82,7 +82,9 @@ class ControllerPolicy(Policy):
     RecedingHorizonController`, under a deterministic latency model: a plan started from the
     state at step t is delivered at step t + ``latency_steps``; until then the controller decides
     what is applied (the held action, time-indexed plan steps, or the safe action), exactly as
-    the node does on a real clock. ``latency_steps`` 0 is lockstep (the world waits).
+    the node does on a real clock. ``latency_steps`` 0 is lockstep (the world waits). The world
+    also waits for an episode's first plan, as the simulator bridge holds each episode until its
+    first action.
     With ``settings.plans_in_flight`` K > 1 a plan is started at every step while fewer than K
     are in flight (K planners side by side). ``robot_model`` enables ``predict_ahead``.
     ``command_schedule(step) -> speed or None`` commands a forward speed at each control step
@@ -135,7 +137,9 @@ class ControllerPolicy(Policy):
             job = self.controller.begin()
             if job is not None:
                 plan = self.controller.compute(job)
-                if self.latency_steps == 0:
+                if self.latency_steps == 0 or self._held is None:
+                    # lockstep, or the episode's first plan: the robot waits for its first
+                    # action, as the simulator bridge holds each episode until then
                     self.controller.finish(job, plan)
                 else:
                     self._in_flight.append((self._step + self.latency_steps, job, plan))

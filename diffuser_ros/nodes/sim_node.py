@@ -48,7 +48,13 @@ from std_srvs.srv import Trigger
 from diffuser_ros.nodes.entry import run_node
 from diffuser_ros.nodes.node_settings import SimulatorSettings
 from diffuser_ros.nodes.parameters import ParameterError, declare_settings
-from diffuser_ros.simulation import SimStartupError, SimulatedEpisodes, joint_layout, make_env
+from diffuser_ros.simulation import (
+    SimStartupError,
+    SimulatedEpisodes,
+    joint_layout,
+    make_env,
+    summary_line,
+)
 
 NODE_NAME = "sim_node"
 HOPPER_NODE_NAME = "hopper_sim_node"  # the name the hopper_sim_node executable gives it
@@ -321,9 +327,7 @@ class SimNode(Node):
         summary = self.summary()
         self._emit(summary)
         self.get_logger().info(
-            f"done: {summary['episodes']} episodes, mean return {summary['mean_return']:.2f} "
-            f"± {summary['std_return']:.2f}, mean length {summary['mean_length']:.1f}, "
-            f"{summary['steps_per_s']:.1f} steps/s")
+            f"done: {summary_line(summary)}, {summary['steps_per_s']:.1f} steps/s")
 
     def summary(self) -> dict:
         end = self._run_ended or time.monotonic()
