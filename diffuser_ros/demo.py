@@ -32,6 +32,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from diffuser_ros import modes  # noqa: E402
 from diffuser_ros.robots import DEFAULT_ROBOT  # noqa: E402
 
 PACKAGE = "diffuser_ros"
@@ -51,6 +52,7 @@ LAUNCH_ARGUMENTS = {
     "preset": ("planner_node", "preset"),
     "use_sim_time": ("planner_node", "use_sim_time"),
     "execution": ("planner_node", "execution"),
+    "predict_ahead": ("planner_node", "predict_ahead"),
 }
 # More flags that set one node parameter: flag (with '-' for '_') -> (node role, parameter)
 PARAMETER_FLAGS = {
@@ -58,14 +60,8 @@ PARAMETER_FLAGS = {
     "max_episode_steps": (SIM, "max_episode_steps"),
     "record_video": (SIM, "record_video"),
     "torch_threads": ("planner_node", "torch_threads"),
-    "predict_ahead": ("planner_node", "predict_ahead"),
     "plans_in_flight": ("planner_node", "plans_in_flight"),
 }
-# `execution: auto` (the default of --execution and of the launch argument): lockstep holds each
-# plan's first action; in real time plans arrive late, so the tracker follows them. The launch
-# file resolves `auto` with the same rule (test_launch.py keeps the two equal).
-AUTO_EXECUTION = "auto"
-EXECUTION_BY_MODE = {"lockstep": "hold", "realtime": "tracking"}
 # Where the simulator runs: beside the planner on one executor, or in a process of its own
 # (as under ros2 launch). 'auto': its own in realtime, where its timer must keep 125 Hz while
 # the planner's threads hold the GIL; the same in lockstep, where the world waits anyway.
@@ -108,10 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, (node, param) in {**LAUNCH_ARGUMENTS, **PARAMETER_FLAGS}.items():
         info = infos[node][param]
         doc = f"{node} {param}: {info.doc}"
-        if param == "execution":
-            info = dataclasses.replace(info, default=AUTO_EXECUTION,
-                                       choices=(AUTO_EXECUTION, *info.choices))
-            doc += f" '{AUTO_EXECUTION}' = hold in lockstep, tracking in realtime."
+        if node == "planner_node" and param in modes.BY_MODE["lockstep"]:
+            by_mode = ", ".join(f"{values[param]!r} in {mode}"
+                                for mode, values in modes.BY_MODE.items())
+            doc += f" '{modes.AUTO}' (the default) = {by_mode}."
+            if info.kind is str:
+                info = dataclasses.replace(info, default=modes.AUTO,
+                                           choices=(modes.AUTO, *(info.choices or ())) or None)
+            else:  # a number, or 'auto'
+                parser.add_argument("--" + flag.replace("_", "-"), dest=flag, metavar=flag.upper(),
+                                    type=_auto_or(info.kind), help=doc.replace("%", "%%"))
+                continue
         add_argument(parser, info, flag="--" + flag.replace("_", "-"), dest=flag, doc=doc)
     parser.add_argument("--params-file", type=Path,
                         help="parameter YAML (default: the package's config/<robot>.yaml)")
@@ -141,12 +144,19 @@ def overrides(args: argparse.Namespace) -> dict[str, dict]:
             out[node][param] = value
     if args.seed is not None:
         out["planner_node"]["seed"] = args.seed
-    execution = out["planner_node"].pop("execution", AUTO_EXECUTION)
-    if execution != AUTO_EXECUTION:
-        out["planner_node"]["execution"] = execution
-    elif args.mode is not None:  # without --mode, the YAML's mode and execution (lockstep, hold)
-        out["planner_node"]["execution"] = EXECUTION_BY_MODE[args.mode]
+    planner = out["planner_node"]
+    given = {name: planner.pop(name) for name in modes.BY_MODE["lockstep"] if name in planner}
+    if args.mode is not None:  # 'auto' by the mode, as the launch file does
+        planner.update(modes.resolve(args.mode, given))
+    else:  # without --mode: the YAML's mode and values, except those given
+        planner.update({k: v for k, v in given.items() if v != modes.AUTO})
     return out
+
+
+def _auto_or(kind):
+    def parse(text: str):
+        return modes.AUTO if text == modes.AUTO else kind(text)
+    return parse
 
 
 def simulator_mode(args: argparse.Namespace, yaml_path: Path, sim_name: str) -> str:

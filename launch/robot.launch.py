@@ -13,14 +13,15 @@ node fails (e.g. a planner ``model_path`` that does not load). ``planner_node`` 
 ``autostart:=false`` it waits for ``ros2 lifecycle set /planner_node configure`` / ``activate``,
 and the simulator holds the robot until the planner says it is engaged.
 
-``execution:=auto`` (the default) is resolved here, where the mode is known: ``hold`` in
-lockstep, ``tracking`` in realtime (``EXECUTION_BY_MODE``; ``diffuser-ros-demo`` has the same
-rule, test_launch.py keeps the two equal).
+``preset``, ``execution`` and ``predict_ahead`` default to ``auto``, resolved here where the mode
+is known (``diffuser_ros.modes``, which ``diffuser-ros-demo`` uses too): in lockstep the shipped
+model's evaluated settings, in realtime a plan that fits a control period, made for the step it
+acts at.
 
 Without launch / launch_ros, ``diffuser-ros-demo`` runs the same nodes with the same YAML in one
 process; its flags mirror these arguments (``--mode``, ``--autostart``, ``--device``,
 ``--model-path``, ``--episodes``, ``--preset``, ``--use-sim-time``, ``--execution``,
-``--robot``).
+``--predict-ahead``, ``--robot``).
 """
 
 import os
@@ -40,13 +41,10 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-# The robot entries (each ships a model and a config/<robot>.yaml: test_launch.py checks it).
+# What 'auto' means in each mode, and the robot entries (each ships a model and a
+# config/<robot>.yaml: test_launch.py checks it).
+from diffuser_ros.modes import AUTO, BY_MODE, MODES
 from diffuser_ros.robots import ROBOTS
-
-# Lockstep: hold each plan's first action (the world waits for every plan). Realtime: plans
-# arrive tens of control periods late, so follow the newest plan's states with the robot-model
-# tracker at every control period (docs/realtime.md).
-EXECUTION_BY_MODE = {"lockstep": "hold", "realtime": "tracking"}
 
 
 def generate_launch_description():
@@ -54,7 +52,7 @@ def generate_launch_description():
         DeclareLaunchArgument("robot", default_value="hopper", choices=sorted(ROBOTS),
                               description="The robot: its config/<robot>.yaml, shipped model "
                                           "and simulated environment"),
-        DeclareLaunchArgument("mode", default_value="lockstep", choices=["lockstep", "realtime"],
+        DeclareLaunchArgument("mode", default_value="lockstep", choices=list(MODES),
                               description="Simulator: one step per action, or a 125 Hz timer"),
         DeclareLaunchArgument("autostart", default_value="true", choices=["true", "false"],
                               description="Planner configures and activates itself; false: "
@@ -66,17 +64,21 @@ def generate_launch_description():
                               description="Planner checkpoint folder ('' = the shipped model)"),
         DeclareLaunchArgument("episodes", default_value="0",
                               description="Episodes to run before shutting down (0 = unlimited)"),
-        DeclareLaunchArgument("preset", default_value="realtime",
-                              description="Planner preset: realtime, quality (the paper) or '' "
-                                          "(the individual parameters)"),
+        DeclareLaunchArgument("preset", default_value="auto",
+                              description="Planner preset: realtime, fast, quality (the paper), "
+                                          "'' (the individual parameters); auto: realtime in "
+                                          "lockstep, fast in realtime"),
         DeclareLaunchArgument("use_sim_time", default_value="true",
                               description="Planner follows the simulator's /clock"),
         DeclareLaunchArgument("execution", default_value="auto",
                               choices=["auto", "hold", "time_indexed", "tracking"],
                               description="Planner execution between plans; auto: hold in "
-                                          "lockstep, tracking in realtime"),
+                                          "lockstep, time_indexed in realtime"),
+        DeclareLaunchArgument("predict_ahead", default_value="auto",
+                              description="Plan from the state predicted this many control "
+                                          "periods ahead; auto: 0 in lockstep, 1 in realtime"),
     ]
-    return LaunchDescription([*arguments, OpaqueFunction(function=_resolve_execution),
+    return LaunchDescription([*arguments, OpaqueFunction(function=_resolve_auto),
                               OpaqueFunction(function=_nodes)])
 
 
@@ -97,6 +99,7 @@ def _nodes(context):
             "preset": arg("preset", str),
             "use_sim_time": arg("use_sim_time", bool),
             "execution": arg("execution", str),
+            "predict_ahead": arg("predict_ahead", int),
             "autostart": arg("autostart", bool),
         }])
     sim = Node(
@@ -113,12 +116,12 @@ def _nodes(context):
     return [planner, sim, *stop_with]
 
 
-def _resolve_execution(context):
-    """``execution:=auto`` becomes the mode's execution before the nodes start."""
-    if context.launch_configurations["execution"] != "auto":
-        return []
-    mode = context.launch_configurations["mode"]
-    return [SetLaunchConfiguration("execution", EXECUTION_BY_MODE[mode])]
+def _resolve_auto(context):
+    """Each ``auto`` argument becomes the mode's value before the nodes start."""
+    configurations = context.launch_configurations
+    mode = configurations["mode"]
+    return [SetLaunchConfiguration(name, str(value)) for name, value in BY_MODE[mode].items()
+            if configurations[name] == AUTO]
 
 
 def _end_launch(event, context):

@@ -311,14 +311,15 @@ def test_prediction_is_the_simulators_own_next_state_under_the_committed_action(
     clock.advance(PERIOD)
     for _ in range(3):
         ctl.offer(state, clock.now)
-        assert ctl.run_once()
-        plan = out[-1].plan
+        assert ctl.run_once()  # computed within the period, for the next step
         # the world moves on while the plan is computed, under the action it was holding ...
         state, *_ = env.step(applied.astype(np.float32))
         clock.advance(PERIOD)
-        # ... and the plan started from exactly there
-        np.testing.assert_allclose(plan.best_observations[0], state, atol=1e-6)
-        applied = out[-1].action
+        started = ctl.tick()  # ... the plan starts acting at its step (here: the tick's) ...
+        assert started.kind == "plan"
+        # ... and it started from exactly there
+        np.testing.assert_allclose(started.plan.best_observations[0], state, atol=1e-6)
+        applied = started.action
     ctl.offer(state, clock.now)  # the state the last prediction was for: the error is reported
     assert ctl.status().prediction_error < 1e-5
 
@@ -383,6 +384,41 @@ def test_an_episodes_first_plan_starts_from_the_measured_state():
     ctl.request_reset()
     assert planned_from(0.3)[0] == 0
     assert planned_from(0.4)[0] == 2 * PERIOD
+
+
+@pytest.mark.parametrize("execution", ["hold", "time_indexed"])
+def test_a_plan_for_a_later_step_acts_from_that_step_not_when_it_arrives(execution):
+    """With predict_ahead a plan is for the step the robot will be at. Arriving earlier, its
+    first action must not replace the action of the current period (the robot would apply it a
+    period early, where the prediction counted on the one before): it starts at the tick of its
+    step."""
+    from diffuser_ros.control.robot_model import RobotModel
+
+    clock, out = FakeClock(), Outputs()
+    planner = make_tiny_planner()
+    ctl = RecedingHorizonController(
+        planner, ControllerSettings(predict_ahead=1, execution=execution), clock=clock, emit=out,
+        robot_model=RobotModel.for_planner(planner))
+    ctl.activate()
+    ctl.offer(obs(0.1), clock.now)
+    assert ctl.run_once() and out.kinds() == ["plan"]  # the episode's first plan: at once
+    first = out[-1]
+    clock.advance(PERIOD)
+    ctl.offer(obs(0.2), clock.now)
+    ctl.tick()                                  # the first plan's action for this period
+    assert ctl.run_once()                       # delivered 3 ms into the period, for the next
+    clock.advance(3 * MS)
+    ctl.tick()
+    assert all(o.stamp_ns == first.stamp_ns for o in out)  # only the first plan acts so far
+    clock.advance(PERIOD - 3 * MS)              # its step has come: the robot says so
+    ctl.offer(obs(0.3), clock.now)
+    started = out[-1]
+    assert started.kind == "plan" and started.plan is not first.plan
+    np.testing.assert_array_equal(started.action, np.clip(started.plan.action, -1, 1))
+    assert started.stamp_ns == clock.now        # planned from where the robot is now
+    assert ctl.status().plans == 2 and ctl.status().late_plans == 0
+    if execution == "hold":
+        assert ctl.tick() is None               # started once; the robot holds it
 
 
 def test_prediction_needs_a_robot_model():

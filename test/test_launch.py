@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from diffuser_ros import demo
+from diffuser_ros import demo, modes
 from diffuser_ros.robots import ROBOTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,8 +136,8 @@ def test_launch_defaults_equal_the_yaml_or_the_code(launch, params, robot):
 
     for arg, (node, param) in demo.LAUNCH_ARGUMENTS.items():
         default = launch["arguments"][arg]
-        if arg == "execution":
-            assert default == demo.AUTO_EXECUTION  # resolved by mode: test_execution_auto_...
+        if arg in modes.BY_MODE["lockstep"]:
+            assert default == modes.AUTO  # resolved by mode: test_auto_arguments_follow_...
             continue
         if arg == "robot":  # the included files set it; robot.launch.py's own is Hopper
             assert default == "hopper" and params["planner_node"]["ros__parameters"]["robot"] \
@@ -149,36 +149,39 @@ def test_launch_defaults_equal_the_yaml_or_the_code(launch, params, robot):
         assert yaml.safe_load(default) == value if default else value == "", arg
 
 
-def _launch_function(name: str):
-    """A module-level function of the launch file, with its module constants (no launch)."""
+def test_auto_arguments_follow_the_mode_in_launch_and_runner():
     tree = ast.parse(LAUNCH_FILE.read_text())
-    constants = [n for n in tree.body if isinstance(n, ast.Assign)]
-    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
-    namespace: dict = {"SetLaunchConfiguration": lambda key, value: (key, value)}
-    exec(compile(ast.Module(body=[*constants, func], type_ignores=[]), "launch", "exec"),  # noqa: S102
-         namespace)
-    return namespace[name], namespace
-
-
-def test_execution_auto_follows_the_mode_in_launch_and_runner():
-    resolve, launch_constants = _launch_function("_resolve_execution")
-    assert launch_constants["EXECUTION_BY_MODE"] == demo.EXECUTION_BY_MODE
+    func = next(n for n in tree.body
+                if isinstance(n, ast.FunctionDef) and n.name == "_resolve_auto")
+    namespace: dict = {"SetLaunchConfiguration": lambda key, value: (key, value),
+                       "AUTO": modes.AUTO, "BY_MODE": modes.BY_MODE}
+    exec(compile(ast.Module(body=[func], type_ignores=[]), "launch", "exec"), namespace)  # noqa: S102
+    resolve = namespace["_resolve_auto"]
+    assert "from diffuser_ros.modes import AUTO, BY_MODE, MODES" in LAUNCH_FILE.read_text()
 
     class Context:
         def __init__(self, **configurations):
             self.launch_configurations = configurations
 
-    for mode, execution in demo.EXECUTION_BY_MODE.items():
-        assert resolve(Context(mode=mode, execution="auto")) == [("execution", execution)]
-        assert resolve(Context(mode=mode, execution="time_indexed")) == []  # given: kept
-        args = demo.build_parser().parse_args(["--mode", mode])
-        assert demo.overrides(args)["planner_node"]["execution"] == execution
-        args = demo.build_parser().parse_args(["--mode", mode, "--execution", "auto"])
-        assert demo.overrides(args)["planner_node"]["execution"] == execution
-    args = demo.build_parser().parse_args(["--mode", "realtime", "--execution", "hold"])
-    assert demo.overrides(args)["planner_node"]["execution"] == "hold"
-    # Without --mode the YAML's mode (lockstep) and execution (hold) stay.
-    assert "execution" not in demo.overrides(demo.build_parser().parse_args([]))["planner_node"]
+    auto = {name: "auto" for name in modes.BY_MODE["lockstep"]}
+    for mode, values in modes.BY_MODE.items():
+        assert dict(resolve(Context(mode=mode, **auto))) == {k: str(v) for k, v in values.items()}
+        given = {**auto, "execution": "tracking"}  # given: kept
+        assert "execution" not in dict(resolve(Context(mode=mode, **given)))
+        for flags in (["--mode", mode], ["--mode", mode, "--execution", "auto",
+                                          "--preset", "auto", "--predict-ahead", "auto"]):
+            planner = demo.overrides(demo.build_parser().parse_args(flags))["planner_node"]
+            assert {k: planner[k] for k in values} == values
+    args = demo.build_parser().parse_args(["--mode", "realtime", "--execution", "hold",
+                                           "--predict-ahead", "3", "--preset", "quality"])
+    planner = demo.overrides(args)["planner_node"]
+    assert (planner["execution"], planner["predict_ahead"], planner["preset"]) == \
+        ("hold", 3, "quality")
+    # Without --mode the YAML's mode (lockstep) and values stay, except those given.
+    planner = demo.overrides(demo.build_parser().parse_args(["--predict-ahead", "2"]))
+    assert planner["planner_node"] == {"predict_ahead": 2}
+    with pytest.raises(ValueError, match="mode must be one of"):
+        modes.resolve("sometimes", {})
 
 
 def test_runner_flags_become_node_overrides():
@@ -186,7 +189,8 @@ def test_runner_flags_become_node_overrides():
         ["--mode", "realtime", "--episodes", "3", "--use-sim-time", "false", "--seed", "4"])
     out = demo.overrides(args)
     assert out[demo.SIM] == {"mode": "realtime", "max_episodes": 3, "seed": 4}
-    assert out["planner_node"] == {"use_sim_time": False, "seed": 4, "execution": "tracking"}
+    assert out["planner_node"] == {"use_sim_time": False, "seed": 4,
+                                   **modes.BY_MODE["realtime"]}
     args = demo.build_parser().parse_args(["--autostart", "false", "--torch-threads", "2",
                                            "--record-video", "run.gif"])
     out = demo.overrides(args)

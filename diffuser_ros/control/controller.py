@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from diffuser_ros.control.execution import ActivePlan, Tracker, make_execution
+from diffuser_ros.control.execution import ActingPlans, ActivePlan, Tracker, make_execution
 from diffuser_ros.control.in_flight import Job, PlansInFlight, PredictionError
 from diffuser_ros.control.mailbox import State, StateMailbox
 from diffuser_ros.control.output import ControlOutput, GuardedOutput
@@ -76,7 +76,7 @@ class RecedingHorizonController:
                                     deadline=self._settings.control_period)
         self._between = BetweenPlans(self._planners, self._log)
         self._active = self._estop = False
-        self._active_plan: ActivePlan | None = None
+        self._plans = ActingPlans()  # acting now, and the newest one waiting for its step
         self._in_flight = PlansInFlight()
         self.prediction_error = PredictionError(planner.normalizer.observation_std)
         self._workers = PlanningWorkers(self.run_once, self._planners, self._log,
@@ -97,7 +97,8 @@ class RecedingHorizonController:
     def deactivate(self) -> None:
         """Stop planning and publish the safe action once; states offered meanwhile are dropped."""
         with self._output.lock:
-            self._active, self._active_plan = False, None
+            self._active = False
+            self._plans.clear()
             self._output.safe("controller deactivated")
         self._mailbox.clear()
         self.request_reset()
@@ -126,6 +127,12 @@ class RecedingHorizonController:
         if not self._mailbox.put(State(obs, stamp_ns or self._clock(), key)):
             self._counters.resent += 1  # the state being planned on, again: its action is coming
         self._output.batch_shape = obs.shape[:-1]
+        if key is not None:
+            # The robot has reached this step: a plan made for it starts now, on the state's
+            # arrival rather than at the next control tick (whose phase is the node's own).
+            with self._output.lock:
+                if self._active and not self._estop and self._plans.start_due(key):
+                    self._send_started(key)
         return True
 
     def reject(self, reason: str) -> None:
@@ -191,7 +198,7 @@ class RecedingHorizonController:
         The newest plan, and any still in flight, are for the old one: dropped (the executions
         that act every period would otherwise start the new episode on the old plan)."""
         with self._output.lock:
-            self._active_plan = None
+            self._plans.clear()
         self._in_flight.new_episode()
         self._between.request_reset()
 
@@ -201,7 +208,7 @@ class RecedingHorizonController:
         with self._output.lock:
             was, self._estop = self._estop, bool(engaged)
             if engaged:
-                self._active_plan = None
+                self._plans.clear()
                 self._output.safe("e-stop engaged")
         if was and not engaged:
             self.request_reset()
@@ -257,7 +264,7 @@ class RecedingHorizonController:
         """Where the robot will be ``ahead`` periods after ``state`` (robot model, committed
         actions: :class:`~diffuser_ros.control.in_flight.PlansInFlight`)."""
         period = self._settings.control_period_ns
-        actions = self._in_flight.committed_actions(self._active_plan, self._execution,
+        actions = self._in_flight.committed_actions(self._plans, self._execution,
                                                     state.stamp_ns, ahead, period,
                                                     self._output.safe_action())
         predicted = State(self._robot_model.predict(state.observation, actions),
@@ -287,7 +294,8 @@ class RecedingHorizonController:
         with self._output.lock:
             if self._estop or not self._active or not current:
                 return False  # e-stop, deactivation or a new episode while planning: dropped
-            if self._active_plan is not None and job.state.stamp_ns < self._active_plan.stamp_ns:
+            newest = self._plans.newest
+            if newest is not None and job.state.stamp_ns < newest.stamp_ns:
                 self._counters.late += 1  # a newer plan is out already: this one is stale
                 return False
             if plan is None:
@@ -296,10 +304,17 @@ class RecedingHorizonController:
             now = self._clock()
             self._delay.add(max(now - job.measured_ns, 0) * 1e-9)  # from the measurement
             self._counters.best_value = float(np.mean(plan.best_value))
-            self._active_plan = ActivePlan(np.asarray(plan.action), np.asarray(plan.best_actions),
-                                           np.asarray(plan.best_observations), job.state.stamp_ns)
+            new = ActivePlan(np.asarray(plan.action), np.asarray(plan.best_actions),
+                             np.asarray(plan.best_observations), job.state.stamp_ns, plan)
             self._in_flight.delivered(job, plan)
-            action, failure = self._execute(now) if now else (self._active_plan.first_action, "")
+            # Planned from a predicted state for a step still to come: the action for now is
+            # out already, and tick() starts this plan at its step.
+            later = job.state.stamp_ns > job.measured_ns and 0 < now < job.state.stamp_ns
+            self._plans.deliver(new, later)
+            if later:
+                self._mailbox.answered(job.state, new.first_action)
+                return True
+            action, failure = self._execute(now) if now else (new.first_action, "")
             if failure:
                 self._discard_plan(failure)
                 return False
@@ -327,30 +342,43 @@ class RecedingHorizonController:
             if reason is None:  # clock not started: no time has passed
                 return None
             if reason:
-                self._active_plan = None
+                self._plans.clear()
                 return self._output.safe(reason)
             self._output.safe_reason = ""
-            plan = self._active_plan
+            if self._plans.start_due(now):
+                return self._send_started(now)
+            plan = self._plans.acting
             if not self._execution.every_period or plan is None:
                 return None
             action, failure = self._execute(now)
             if failure:
                 return self._discard_plan(failure)
             if action is None:
-                self._active_plan = None
+                self._plans.clear()
                 return self._output.safe("the newest plan has run out")
             return self._output.send(action, "step", plan.stamp_ns)
+
+    def _send_started(self, now: int) -> ControlOutput:
+        """A plan made for a later step has just started acting: its action for ``now``."""
+        plan = self._plans.acting
+        action, failure = self._execute(now)
+        if failure:
+            return self._discard_plan(failure)
+        if action is None:
+            self._plans.clear()
+            return self._output.safe("the newest plan has run out")
+        return self._output.send(action, "plan", plan.stamp_ns, plan.plan)
 
     def _execute(self, now: int) -> tuple[np.ndarray | None, str]:
         """The strategy's action for ``now`` (None: the plan has run out), or why it failed."""
         try:
-            return self._execution.action(self._active_plan, now, self._mailbox.latest,
+            return self._execution.action(self._plans.acting, now, self._mailbox.latest,
                                           self._settings.control_period_ns), ""
         except (ArithmeticError, ValueError) as exc:  # e.g. a tracker that cannot solve
             return None, f"execution '{self._execution.name}' failed: {exc}"
 
     def _discard_plan(self, why: str) -> ControlOutput:
-        self._active_plan = None
+        self._plans.clear()
         return self._output.discard(why)
 
     def _age(self, stamp_ns: int) -> float:

@@ -36,7 +36,9 @@ class ActivePlan:
     first_action: np.ndarray  # [act] or [B, act], clipped to the bounds by the planner
     actions: np.ndarray       # [H, act] or [B, H, act]
     observations: np.ndarray  # [H, obs] or [B, H, obs]
-    stamp_ns: int             # when the state it started from was measured
+    stamp_ns: int             # when the robot is at the state it started from (measured, or
+    #                           predicted: then a time still to come)
+    plan: object | None = None  # the planner's Plan, for the output when it starts acting
 
     @property
     def horizon(self) -> int:
@@ -49,6 +51,47 @@ class ActivePlan:
         """The plan's own action for the control step at ``time_ns`` (None: run out)."""
         k = self.steps_since_start(time_ns, period_ns)
         return None if k >= self.horizon else self.actions[..., k, :]
+
+
+class ActingPlans:
+    """The plan acting now and, until its time comes, the newest one delivered for a later step.
+
+    A plan started from a predicted state (``predict_ahead``) is for the moment the robot gets
+    there: it may arrive earlier, while the action for the current period is already out.
+    Published at once, its first action would replace that one a period early, so it waits here
+    (``upcoming``) and starts at its stamp; the prediction of the plans after it counts on that.
+    """
+
+    def __init__(self) -> None:
+        self.acting: ActivePlan | None = None
+        self.upcoming: ActivePlan | None = None
+
+    def clear(self) -> None:
+        self.acting = self.upcoming = None
+
+    @property
+    def newest(self) -> ActivePlan | None:
+        return self.upcoming if self.upcoming is not None else self.acting
+
+    def deliver(self, plan: ActivePlan, later: bool) -> None:
+        """Take a new plan: acting from now, or ``later`` (from its stamp)."""
+        if later:
+            self.upcoming = plan
+        else:
+            self.acting, self.upcoming = plan, None
+
+    def start_due(self, now: int) -> bool:
+        """Let the upcoming plan act once its stamp has come; True when it just started."""
+        if self.upcoming is None or now < self.upcoming.stamp_ns:
+            return False
+        self.acting, self.upcoming = self.upcoming, None
+        return True
+
+    def at(self, time_ns: int) -> ActivePlan | None:
+        """The plan that will be acting at ``time_ns``."""
+        if self.upcoming is not None and time_ns >= self.upcoming.stamp_ns:
+            return self.upcoming
+        return self.acting
 
 
 class Hold:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffuser_ros.control.execution import ActivePlan
+from diffuser_ros.control.execution import ActingPlans
 from diffuser_ros.control.mailbox import State
 
 
@@ -111,17 +111,19 @@ class PlansInFlight:
             job.warm_start_shift = max(1, round(
                 (job.state.stamp_ns - self._delivered_stamp) / period_ns))
 
-    def committed_actions(self, plan: ActivePlan | None, execution, start_ns: int, steps: int,
+    def committed_actions(self, plans: ActingPlans, execution, start_ns: int, steps: int,
                           period_ns: int, safe: np.ndarray) -> np.ndarray:
         """``[steps, ...]``: the actions the robot will apply from ``start_ns`` on."""
         with self._lock:
             arrival = min(self._acting_from.values(), default=None)
+        newest = plans.newest
         actions = []
         for k in range(steps):
             at = start_ns + k * period_ns
-            action = None
-            if plan is not None:
-                action = plan.action_at(at, period_ns) if arrival is not None and at >= arrival \
-                    else execution.planned_action(plan, at, period_ns)
+            action, acting = None, plans.at(at)
+            if arrival is not None and at >= arrival:  # a plan in flight acts: estimated
+                action = newest.action_at(at, period_ns) if newest is not None else None
+            elif acting is not None:
+                action = execution.planned_action(acting, at, period_ns)
             actions.append(safe if action is None else action)
         return np.stack(actions)
