@@ -17,6 +17,8 @@ GRAD_ACCUM=${GRAD_ACCUM:-1}
 SAC_STEPS=${SAC_STEPS:-300000}
 SAC_SEED=${SAC_SEED:-0}
 SAC_STOP=${SAC_STOP:-medium}     # end SAC at the first policy reaching a third of expert ("" = run all)
+DATA_RETURN=${DATA_RETURN:-}     # record the dataset from the first policy reaching this evaluation
+                                 # return ("" = a third of expert)
 REPLAY=${REPLAY:-0}              # 1: also write the medium-replay dataset from SAC's buffer
 DEFAULTS=${DEFAULTS:-'{"n_candidates": 16, "n_guide_steps": 1, "warm_start": true, "warm_start_steps": 4}'}
 DEST=${DEST:-diffuser_ros/models/$ROBOT}
@@ -24,10 +26,11 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 ENV_ID=$("$BIN/python" -c "from diffuser_ros.robots import robot; print(robot('$ROBOT').env_id)")
 
 # 1. behaviour policy (SB3 SAC) and the "medium" dataset (D4RL layout): rolled out from the
-#    first evaluated policy reaching a third of expert return (D4RL's rule)
+#    first evaluated policy reaching a third of expert return (D4RL's rule), or DATA_RETURN
 "$BIN/diffuser-ros-behaviour" train --robot "$ROBOT" --out "$RUN/sac" --steps "$SAC_STEPS" \
     --seed "$SAC_SEED" --eval-every 5000 ${SAC_STOP:+--stop-at-return "$SAC_STOP"}
-MEDIUM_POLICY=$("$BIN/diffuser-ros-behaviour" pick --robot "$ROBOT" --run "$RUN/sac")
+MEDIUM_POLICY=$("$BIN/diffuser-ros-behaviour" pick --robot "$ROBOT" --run "$RUN/sac" \
+    ${DATA_RETURN:+--min-return "$DATA_RETURN"})
 DATASET="$RUN/data/$ROBOT-medium.hdf5"
 [ -f "$DATASET" ] || "$BIN/diffuser-ros-behaviour" record --robot "$ROBOT" \
     --policy "$MEDIUM_POLICY" --out "$DATASET" --transitions 1000000 --seed 10000

@@ -35,10 +35,12 @@ class ControllerSettings:
         0, "Latency compensation: plan from the state the robot model predicts this many "
         "control periods after the measured one, under the actions committed until then (those "
         "of the newest plan, as the execution sends them), so the plan starts where the robot "
-        "will be when its first action is applied; set it to the planning latency in periods. "
-        "An episode's first plan starts from the measured state: the robot waits for its first "
-        "action (the simulator bridge holds it). 0 = plan from the measured state.",
-        range=(0, 1000))
+        "will be when its first action is applied, and it acts from that step (arriving "
+        "earlier, it waits for the state of that step); set it to the planning latency in "
+        "periods, for a robot that moves on while a plan is computed (realtime; in lockstep, "
+        "where the world waits, keep 0). An episode's first plan starts from the measured "
+        "state: the robot waits for its first action (the simulator bridge holds it). 0 = plan "
+        "from the measured state.", range=(0, 1000))
     plans_in_flight: int = setting(
         1, "Plans computed at once, one started every control period while fewer are in "
         "flight; each warm-starts from the newest plan delivered at its start, and one "
