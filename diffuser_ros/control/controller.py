@@ -132,7 +132,7 @@ class RecedingHorizonController:
             # arrival rather than at the next control tick (whose phase is the node's own).
             with self._output.lock:
                 if self._active and not self._estop and self._plans.start_due(key):
-                    self._send_started(key)
+                    self._send_acting(key, started=True)
         return True
 
     def reject(self, reason: str) -> None:
@@ -346,20 +346,14 @@ class RecedingHorizonController:
                 return self._output.safe(reason)
             self._output.safe_reason = ""
             if self._plans.start_due(now):
-                return self._send_started(now)
-            plan = self._plans.acting
-            if not self._execution.every_period or plan is None:
+                return self._send_acting(now, started=True)
+            if not self._execution.every_period or self._plans.acting is None:
                 return None
-            action, failure = self._execute(now)
-            if failure:
-                return self._discard_plan(failure)
-            if action is None:
-                self._plans.clear()
-                return self._output.safe("the newest plan has run out")
-            return self._output.send(action, "step", plan.stamp_ns)
+            return self._send_acting(now, started=False)
 
-    def _send_started(self, now: int) -> ControlOutput:
-        """A plan made for a later step has just started acting: its action for ``now``."""
+    def _send_acting(self, now: int, started: bool) -> ControlOutput:
+        """The acting plan's action for ``now``: ``started``, the first of a plan made for this
+        step (kind 'plan'); else a step between plans."""
         plan = self._plans.acting
         action, failure = self._execute(now)
         if failure:
@@ -367,7 +361,9 @@ class RecedingHorizonController:
         if action is None:
             self._plans.clear()
             return self._output.safe("the newest plan has run out")
-        return self._output.send(action, "plan", plan.stamp_ns, plan.plan)
+        if started:
+            return self._output.send(action, "plan", plan.stamp_ns, plan.plan)
+        return self._output.send(action, "step", plan.stamp_ns)
 
     def _execute(self, now: int) -> tuple[np.ndarray | None, str]:
         """The strategy's action for ``now`` (None: the plan has run out), or why it failed."""
