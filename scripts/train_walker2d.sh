@@ -2,7 +2,7 @@
 # The Walker2d pipeline. Resumable: rerun the same command to train on.
 #
 # Its dataset is recorded from the first SAC policy reaching an evaluation return of 3000, the
-# level of D4RL's walker2d-medium data (behaviour cloning on it scores 66-75 normalised). The
+# level of D4RL's walker2d-medium data (behaviour cloning on it: 75.3 normalised). The
 # shipped model v0.1 came from the earlier rule, a third of expert return (2140 at 100k SAC
 # steps, data at 33 normalised, 17% of episodes full length), which its MODEL_CARD shows is too
 # weak a dataset for the 75 target. To reproduce v0.1: SAC_STOP=medium DATA_RETURN= with its RUN.

@@ -145,9 +145,11 @@ def plot(results: dict, path: Path) -> Path | None:
     ax.set_xscale("log")
     ticks = sorted({p["latency_steps"] for p in results["points"].values()})
     ax.set_xticks([t + 0.5 for t in ticks], [str(t) for t in ticks])
+    ax.minorticks_off()  # the log axis' own minor labels would sit between the latencies
     ax.set_xlabel("plan latency d (control steps of 8 ms)")
     ax.set_ylabel("return (mean ± s.e.)")
-    ax.set_title(f"Hopper, {len(results['settings']['seeds'])} seeds × "
+    robot = results["settings"].get("env_id", "Hopper-v5").split("-")[0]
+    ax.set_title(f"{robot}, {len(results['settings']['seeds'])} seeds × "
                  f"{results['settings']['max_steps']} steps")
     ax.legend()
     return save_figure(fig, ax, path)
