@@ -4,7 +4,7 @@
     ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=77 \
         .venv/bin/python scripts/flood_inputs.py --messages 10000 --seed 100
 
-1. starts ``diffuser-ros-demo --episodes 0 --seed SEED`` (lockstep, the shipped model) and waits
+1. starts ``diffuser-ros-demo --episodes 0 --seed SEED --mode MODE`` (the shipped model) and waits
    for its first action;
 2. publishes ``--messages`` malformed messages, round robin over ``joint_states`` (NaN, ±inf,
    ±1e308, ±1e30, 1e6 in one joint; wrong sizes; unknown joints; mismatched lengths),
@@ -77,9 +77,9 @@ def malformed_messages(joints: tuple[str, ...]):
         yield kind, next(iterator)
 
 
-def run_demo(seed: int, episodes: int, log: Path) -> subprocess.Popen:
+def run_demo(seed: int, episodes: int, log: Path, mode: str) -> subprocess.Popen:
     return subprocess.Popen([DEMO, "--episodes", str(episodes), "--seed", str(seed),
-                             "--progress-period", "1000"],
+                             "--mode", mode, "--progress-period", "1000"],
                             stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
@@ -90,6 +90,8 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=500.0, help="messages per second")
     p.add_argument("--seed", type=int, default=100)
     p.add_argument("--log-dir", type=Path, default=Path("/tmp/flood"))
+    p.add_argument("--mode", choices=("lockstep", "realtime"), default="lockstep",
+                   help="the demo's simulator mode (realtime: its realtime defaults)")
     args = p.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     args.log_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +106,7 @@ def main() -> int:
 
     from diffuser_ros.robots import HOPPER
 
-    demo = run_demo(args.seed, 0, args.log_dir / "flooded_demo.log")
+    demo = run_demo(args.seed, 0, args.log_dir / "flooded_demo.log", args.mode)
     rclpy.init()
     node = rclpy.create_node("flood")
     executor = SingleThreadedExecutor()
@@ -178,7 +180,7 @@ def main() -> int:
     counts["episode_after_flood"] = after and {k: after[k] for k in ("seed", "return", "length")}
     if after is not None:  # the same seed, undisturbed, for comparison
         log = args.log_dir / "reference_demo.log"
-        reference = run_demo(after["seed"], 1, log)
+        reference = run_demo(after["seed"], 1, log, args.mode)
         reference.wait(900)
         lines = [ln for ln in log.read_text().splitlines() if "episode 1: return" in ln]
         counts["undisturbed_same_seed"] = lines[-1].split("]: ")[-1] if lines else None
