@@ -421,6 +421,30 @@ def test_a_plan_for_a_later_step_acts_from_that_step_not_when_it_arrives(executi
         assert ctl.tick() is None               # started once; the robot holds it
 
 
+def test_a_waiting_plan_answered_to_a_re_sent_state_is_not_sent_again():
+    """predict_ahead in a world that waits for every action (lockstep, a misconfiguration): the
+    plan for the next step waits, the simulator re-sends its state and gets that plan's first
+    action; the state of the next step must not make the plan send it a second time (lockstep
+    would step twice)."""
+    from diffuser_ros.control.robot_model import RobotModel
+
+    clock, out = FakeClock(), Outputs()
+    planner = make_tiny_planner()
+    ctl = RecedingHorizonController(planner, ControllerSettings(predict_ahead=1), clock=clock,
+                                    emit=out, robot_model=RobotModel.for_planner(planner))
+    ctl.activate()
+    ctl.offer(obs(0.1), clock.now)
+    assert ctl.run_once()                       # the first plan: answers at once
+    clock.advance(PERIOD)
+    ctl.offer(obs(0.2), clock.now)
+    assert ctl.run_once() and out.kinds() == ["plan"]  # for the next step: it waits
+    ctl.offer(obs(0.2), clock.now)              # nothing came: the state again
+    assert not ctl.run_once() and out.kinds() == ["plan", "repeat"]
+    clock.advance(PERIOD)
+    ctl.offer(obs(0.3), clock.now)              # the robot took that action and moved on
+    assert out.kinds() == ["plan", "repeat"]
+
+
 def test_prediction_needs_a_robot_model():
     with pytest.raises(ValueError, match="robot model"):
         RecedingHorizonController(make_tiny_planner(), ControllerSettings(predict_ahead=1),

@@ -243,6 +243,9 @@ class RecedingHorizonController:
                 if self._active and not self._estop:
                     self._counters.resent += 1
                     self._output.send(answer, "repeat", state.key)
+                    # A plan waiting for its step has just had its first action sent (a robot
+                    # that waited for it, e.g. lockstep): it acts now and is not started again.
+                    self._plans.start_now()
             return None
         settings, measured_ns = self._settings, state.stamp_ns
         if settings.predict_ahead and self._in_flight.has_delivered:

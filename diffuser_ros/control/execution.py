@@ -87,6 +87,11 @@ class ActingPlans:
         self.acting, self.upcoming = self.upcoming, None
         return True
 
+    def start_now(self) -> None:
+        """The upcoming plan (if any) acts from now: its first action has gone out."""
+        if self.upcoming is not None:
+            self.acting, self.upcoming = self.upcoming, None
+
     def at(self, time_ns: int) -> ActivePlan | None:
         """The plan that will be acting at ``time_ns``."""
         if self.upcoming is not None and time_ns >= self.upcoming.stamp_ns:
