@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, (node, param) in {**LAUNCH_ARGUMENTS, **PARAMETER_FLAGS}.items():
         info = infos[node][param]
         doc = f"{node} {param}: {info.doc}"
-        if node == "planner_node" and param in modes.BY_MODE["lockstep"]:
+        if node == "planner_node" and param in modes.PARAMETERS:
             by_mode = ", ".join(f"{values[param]!r} in {mode}"
                                 for mode, values in modes.BY_MODE.items())
             doc += f" '{modes.AUTO}' (the default) = {by_mode}."
@@ -145,7 +145,7 @@ def overrides(args: argparse.Namespace) -> dict[str, dict]:
     if args.seed is not None:
         out["planner_node"]["seed"] = args.seed
     planner = out["planner_node"]
-    given = {name: planner.pop(name) for name in modes.BY_MODE["lockstep"] if name in planner}
+    given = {name: planner.pop(name) for name in modes.PARAMETERS if name in planner}
     if args.mode is not None:  # 'auto' by the mode, as the launch file does
         planner.update(modes.resolve(args.mode, given))
     else:  # without --mode: the YAML's mode and values, except those given

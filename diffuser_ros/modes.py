@@ -22,6 +22,7 @@ BY_MODE: dict[str, dict[str, object]] = {
     "realtime": {"preset": "fast", "execution": "time_indexed", "predict_ahead": 1},
 }
 MODES = tuple(BY_MODE)
+PARAMETERS = tuple(BY_MODE["lockstep"])  # the planner_node parameters that take 'auto'
 
 
 def resolve(mode: str, given: dict[str, object]) -> dict[str, object]:

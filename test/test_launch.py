@@ -136,7 +136,7 @@ def test_launch_defaults_equal_the_yaml_or_the_code(launch, params, robot):
 
     for arg, (node, param) in demo.LAUNCH_ARGUMENTS.items():
         default = launch["arguments"][arg]
-        if arg in modes.BY_MODE["lockstep"]:
+        if arg in modes.PARAMETERS:
             assert default == modes.AUTO  # resolved by mode: test_auto_arguments_follow_...
             continue
         if arg == "robot":  # the included files set it; robot.launch.py's own is Hopper
@@ -163,7 +163,7 @@ def test_auto_arguments_follow_the_mode_in_launch_and_runner():
         def __init__(self, **configurations):
             self.launch_configurations = configurations
 
-    auto = {name: "auto" for name in modes.BY_MODE["lockstep"]}
+    auto = {name: "auto" for name in modes.PARAMETERS}
     for mode, values in modes.BY_MODE.items():
         assert dict(resolve(Context(mode=mode, **auto))) == {k: str(v) for k, v in values.items()}
         given = {**auto, "execution": "tracking"}  # given: kept
