@@ -35,12 +35,17 @@ class Outputs(list):
 
 
 def make(settings: ControllerSettings | None = None, clock: FakeClock | None = None,
-         config: PlannerConfig | None = None, active: bool = True):
+         config: PlannerConfig | None = None, active: bool = True, robot_model: bool = False):
+    """A controller on a tiny planner, a fake clock and a list of outputs; ``robot_model``: with
+    the Hopper robot model that ``predict_ahead`` predicts with."""
+    from diffuser_ros.control.robot_model import RobotModel
+
     clock = clock or FakeClock()
     out = Outputs()
     planner = make_tiny_planner(config=config)
-    ctl = RecedingHorizonController(planner, settings or ControllerSettings(), clock=clock,
-                                    emit=out)
+    ctl = RecedingHorizonController(
+        planner, settings or ControllerSettings(), clock=clock, emit=out,
+        robot_model=RobotModel.for_planner(planner) if robot_model else None)
     if active:
         ctl.activate()
     return ctl, clock, out
@@ -293,14 +298,9 @@ def test_prediction_is_the_simulators_own_next_state_under_the_committed_action(
     plan starts from the state the robot model predicts one period after the measured one, under
     the action the robot holds meanwhile; that is exactly where the simulator is when the plan's
     first action is applied."""
-    from diffuser_ros.control.robot_model import RobotModel
     from diffuser_ros.robots import HOPPER
 
-    clock, out = FakeClock(), Outputs()
-    planner = make_tiny_planner()
-    ctl = RecedingHorizonController(planner, ControllerSettings(predict_ahead=1), clock=clock,
-                                    emit=out, robot_model=RobotModel.for_planner(planner))
-    ctl.activate()
+    ctl, clock, out = make(ControllerSettings(predict_ahead=1), robot_model=True)
     env = HOPPER.make_env()
     state, _ = env.reset(seed=3)
     ctl.offer(state, clock.now)
@@ -361,13 +361,7 @@ def test_an_episodes_first_plan_starts_from_the_measured_state():
     """The robot waits for an episode's first action (the simulator bridge holds it), so no
     time passes to predict over: that plan starts from the measured state, the next ones from
     the prediction, and after a reset the first again from the measured state."""
-    from diffuser_ros.control.robot_model import RobotModel
-
-    clock, out = FakeClock(), Outputs()
-    planner = make_tiny_planner()
-    ctl = RecedingHorizonController(planner, ControllerSettings(predict_ahead=2), clock=clock,
-                                    emit=out, robot_model=RobotModel.for_planner(planner))
-    ctl.activate()
+    ctl, clock, out = make(ControllerSettings(predict_ahead=2), robot_model=True)
 
     def planned_from(value):
         ctl.offer(obs(value), clock.now)
@@ -392,14 +386,8 @@ def test_a_plan_for_a_later_step_acts_from_that_step_not_when_it_arrives(executi
     first action must not replace the action of the current period (the robot would apply it a
     period early, where the prediction counted on the one before): it starts at the tick of its
     step."""
-    from diffuser_ros.control.robot_model import RobotModel
-
-    clock, out = FakeClock(), Outputs()
-    planner = make_tiny_planner()
-    ctl = RecedingHorizonController(
-        planner, ControllerSettings(predict_ahead=1, execution=execution), clock=clock, emit=out,
-        robot_model=RobotModel.for_planner(planner))
-    ctl.activate()
+    ctl, clock, out = make(ControllerSettings(predict_ahead=1, execution=execution),
+                           robot_model=True)
     ctl.offer(obs(0.1), clock.now)
     assert ctl.run_once() and out.kinds() == ["plan"]  # the episode's first plan: at once
     first = out[-1]
@@ -426,13 +414,7 @@ def test_a_waiting_plan_answered_to_a_re_sent_state_is_not_sent_again():
     plan for the next step waits, the simulator re-sends its state and gets that plan's first
     action; the state of the next step must not make the plan send it a second time (lockstep
     would step twice)."""
-    from diffuser_ros.control.robot_model import RobotModel
-
-    clock, out = FakeClock(), Outputs()
-    planner = make_tiny_planner()
-    ctl = RecedingHorizonController(planner, ControllerSettings(predict_ahead=1), clock=clock,
-                                    emit=out, robot_model=RobotModel.for_planner(planner))
-    ctl.activate()
+    ctl, clock, out = make(ControllerSettings(predict_ahead=1), robot_model=True)
     ctl.offer(obs(0.1), clock.now)
     assert ctl.run_once()                       # the first plan: answers at once
     clock.advance(PERIOD)
@@ -489,13 +471,7 @@ def test_plans_in_flight_run_on_their_own_planners_and_need_one_each():
 
 
 def test_action_delay_counts_from_the_measured_state_when_planning_from_a_prediction():
-    from diffuser_ros.control.robot_model import RobotModel
-
-    clock, out = FakeClock(), Outputs()
-    planner = make_tiny_planner()
-    ctl = RecedingHorizonController(planner, ControllerSettings(predict_ahead=2), clock=clock,
-                                    emit=out, robot_model=RobotModel.for_planner(planner))
-    ctl.activate()
+    ctl, clock, out = make(ControllerSettings(predict_ahead=2), robot_model=True)
     ctl.offer(obs(0.1), clock.now)
     job = ctl.begin()
     clock.advance(3 * PERIOD)  # delivered three periods after the measurement
