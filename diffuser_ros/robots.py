@@ -24,6 +24,7 @@ class Robot:
     joints: tuple[str, ...]         # JointState names in qpos/qvel order (1-DoF joints)
     action_joints: tuple[str, ...]  # the joints the action's entries drive, in order
     position_skip: int              # leading qpos entries left out of the observation (root x)
+    slide_joints: tuple[str, ...]   # joints measured in metres; every other joint is a hinge (rad)
     velocity_clip: float            # the observation clips qvel to ±this (gymnasium: 10)
     speed_index: int                # observation index of the forward velocity (qvel[0])
     control_period: float           # seconds per environment step (frame_skip × timestep)
@@ -37,6 +38,8 @@ class Robot:
             raise ValueError(f"{self.name}: speed_index is not an observation index")
         if not set(self.action_joints) <= set(self.joints):
             raise ValueError(f"{self.name}: action_joints must be among the joints")
+        if not set(self.slide_joints) <= set(self.joints):
+            raise ValueError(f"{self.name}: slide_joints must be among the joints")
 
     @property
     def observation_dim(self) -> int:
@@ -45,6 +48,12 @@ class Robot:
     @property
     def action_dim(self) -> int:
         return len(self.action_joints)
+
+    @property
+    def hinge_positions(self) -> tuple[int, ...]:
+        """Observation indices of the hinge joints' angles (the body's pitch included)."""
+        observed = self.joints[self.position_skip:]
+        return tuple(i for i, joint in enumerate(observed) if joint not in self.slide_joints)
 
     @property
     def observation_labels(self) -> tuple[str, ...]:
@@ -75,7 +84,7 @@ HOPPER = Robot(
     name="hopper", env_id="Hopper-v5",
     joints=("rootx", "rootz", "rooty", "thigh_joint", "leg_joint", "foot_joint"),
     action_joints=("thigh_joint", "leg_joint", "foot_joint"),
-    position_skip=1, velocity_clip=10.0, speed_index=5, control_period=0.008,
+    position_skip=1, slide_joints=("rootx", "rootz"), velocity_clip=10.0, speed_index=5, control_period=0.008,
     random_return=-20.272305, expert_return=3234.3)
 
 WALKER2D = Robot(
@@ -84,7 +93,7 @@ WALKER2D = Robot(
             "thigh_left_joint", "leg_left_joint", "foot_left_joint"),
     action_joints=("thigh_joint", "leg_joint", "foot_joint",
                    "thigh_left_joint", "leg_left_joint", "foot_left_joint"),
-    position_skip=1, velocity_clip=10.0, speed_index=8, control_period=0.008,
+    position_skip=1, slide_joints=("rootx", "rootz"), velocity_clip=10.0, speed_index=8, control_period=0.008,
     random_return=1.629008, expert_return=4592.3)
 
 ROBOTS: dict[str, Robot] = {robot.name: robot for robot in (HOPPER, WALKER2D)}

@@ -356,3 +356,22 @@ def test_latency_model_delivers_plans_d_steps_late(tiny_planner):
     delay = policy.controller.status().delay
     assert delay["max"] == pytest.approx(3 * 0.008)
     assert delay["mean"] == pytest.approx(2 * 0.008)  # (0 + 3 + 3) / 3 periods
+
+
+def test_one_episodes_refused_state_does_not_stall_the_others(tiny_planner):
+    """The controller refuses a batch as a whole; the evaluator plans a refused row from its
+    previous state, so the episodes beside it go on, and it counts the refusal once per
+    state (an ended episode's final state stays in the batch, unchanged)."""
+    from diffuser_ros.evaluation.closed_loop import ControllerPolicy
+
+    policy = ControllerPolicy(tiny_planner)
+    states = np.zeros((2, 11))
+    first = policy(states)
+    states = states + 0.1
+    states[1, 2] = 1e30  # episode 1: an absurd thigh angle
+    second = policy(states)
+    assert not np.array_equal(second[0], first[0])  # episode 0 was planned on its new state
+    policy(states)  # the same refused state again: not a new refusal
+    assert policy.refused_states == 1
+    assert "thigh_joint position" in policy.last_refusal
+    assert policy.controller.status().rejected_states == 0  # nothing reached the controller

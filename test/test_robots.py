@@ -79,6 +79,19 @@ def test_a_swapped_joint_does_not_match_the_env(entry, env):
         assert not np.array_equal(obs, observation_from_state(swapped, env)), (i, j)
 
 
+def test_slide_joints_are_the_models_and_the_rest_hinges(entry, env):
+    """The entry's slide joints (metres) and hinges (radians: the planner's plausible range for
+    them is at least [-pi, pi]) are the MuJoCo model's joint types."""
+    model = env.unwrapped.model
+    slide, hinge = int(mujoco.mjtJoint.mjJNT_SLIDE), int(mujoco.mjtJoint.mjJNT_HINGE)
+    for joint in entry.joints:
+        expected = slide if joint in entry.slide_joints else hinge
+        assert int(model.joint(joint).type[0]) == expected, joint
+    observed = entry.joints[entry.position_skip:]
+    assert [observed[i] for i in entry.hinge_positions] == \
+        [j for j in observed if j not in entry.slide_joints]
+
+
 def test_speed_index_is_the_forward_velocity(entry, env):
     model = env.unwrapped.model
     rootx = model.joint(entry.observation_labels[entry.speed_index].split()[0])

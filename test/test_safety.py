@@ -103,14 +103,18 @@ def test_the_plausible_range_follows_the_normaliser_and_the_setting(planner):
     low, high = planner.state_bounds()
     mean, std = planner.normalizer.observation_mean, planner.normalizer.observation_std
     limit = planner.config.state_limit
-    positions, velocities = slice(0, 5), slice(5, None)  # Hopper: qpos[1:], then qvel
-    np.testing.assert_allclose(low[positions], (mean - limit * std)[positions])
-    np.testing.assert_allclose(high[positions], (mean + limit * std)[positions])
+    height, angles, velocities = 0, slice(1, 5), slice(5, None)  # Hopper: qpos[1:], then qvel
+    np.testing.assert_allclose(low[height], (mean - limit * std)[height])
+    np.testing.assert_allclose(high[height], (mean + limit * std)[height])
+    # Angles (the torso's pitch and the hinges): at least [-pi, pi], a pose the body can reach.
+    np.testing.assert_allclose(low[angles], np.minimum((mean - limit * std)[angles], -np.pi))
+    np.testing.assert_allclose(high[angles], np.maximum((mean + limit * std)[angles], np.pi))
     # Velocities: at least the range the environment clips them to (its data's range).
     np.testing.assert_allclose(low[velocities], np.minimum((mean - limit * std)[velocities], -10))
     np.testing.assert_allclose(high[velocities], np.maximum((mean + limit * std)[velocities], 10))
     planner.check_observation(low + 0.01 * (high - low))
-    planner.check_observation(np.r_[mean[positions], np.full(6, 10.0)])
+    planner.check_observation(np.r_[mean[:5], np.full(6, 10.0)])
+    planner.check_observation(np.r_[mean[:3], -3.0, mean[4:]])  # the knee far bent: a pose
     with pytest.raises(ValueError, match="thigh_joint position"):
         planner.check_observation(np.r_[mean[:2], high[2] + 0.01, mean[3:]])
 

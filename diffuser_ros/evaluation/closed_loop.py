@@ -41,6 +41,8 @@ class Policy:
 
     def __init__(self) -> None:
         self.latencies_s: list[float] = []
+        self.refused_states = 0   # live episodes' states the policy refused (planners only)
+        self.last_refusal = ""    # why, for the newest one
 
     def act(self, obs_batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -122,6 +124,8 @@ class ControllerPolicy(Policy):
         self._held: np.ndarray | None = None
         self._in_flight: list = []  # (due step, job, plan), oldest first
         self._step = 0
+        self._seen: np.ndarray | None = None      # the previous call's states
+        self._accepted: np.ndarray | None = None  # the newest accepted state of each row
 
     def act(self, obs_batch: np.ndarray) -> np.ndarray:
         period = self.settings.control_period_ns
@@ -129,7 +133,7 @@ class ControllerPolicy(Policy):
         self.clock.now = self._step * period  # > 0: the clock has started
         if self.command_schedule is not None:
             self.controller.set_command(self.command_schedule(self._step - 1))
-        self.controller.offer(obs_batch, self.clock.now)
+        self.controller.offer(self._plannable(obs_batch), self.clock.now)
         while self._in_flight and self._step >= self._in_flight[0][0]:
             _, job, plan = self._in_flight.pop(0)
             self.controller.finish(job, plan)
@@ -150,6 +154,29 @@ class ControllerPolicy(Policy):
         if self._held is None:
             return np.zeros((obs_batch.shape[0], self.planner.spec.action_dim))
         return np.asarray(self._held, dtype=np.float64)
+
+    def _plannable(self, obs_batch: np.ndarray) -> np.ndarray:
+        """The batch with each row the planner refuses replaced by that row's newest accepted
+        state. The controller refuses a batch as a whole, so without this one episode's refused
+        state would stall every episode beside it, an ended one's final state (kept in the
+        batch) for the rest of the run. Refusals of live episodes (whose state changed since the
+        previous call) are counted in ``refused_states``: an evaluation reports them."""
+        refused = []
+        for i, row in enumerate(obs_batch):
+            try:
+                self.planner.check_observation(row)
+            except ValueError as exc:
+                refused.append(i)
+                if self._seen is None or not np.array_equal(row, self._seen[i]):
+                    self.refused_states += 1
+                    self.last_refusal = str(exc)
+        self._seen = obs_batch.copy()
+        if refused and self._accepted is not None:
+            obs_batch = obs_batch.copy()
+            obs_batch[refused] = self._accepted[refused]
+        if not refused or self._accepted is not None:
+            self._accepted = obs_batch.copy()
+        return obs_batch
 
 
 class CallablePolicy(Policy):

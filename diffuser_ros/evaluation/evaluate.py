@@ -1,4 +1,5 @@
-"""Closed-loop evaluation of the Diffuser planner and its baselines on Hopper-v5.
+"""Closed-loop evaluation of the Diffuser planner and its baselines on a robot's MuJoCo
+environment (the model's own, or ``--robot``: Hopper-v5, Walker2d-v5).
 
 Variants (one episode per seed each, all seeds' envs stepped side by side):
 
@@ -257,13 +258,15 @@ class Evaluation:
                       "(--force re-runs it)")
                 continue
             policy = self.policy(variant)
-            episodes, latencies, wall = self._run_chunks(variant, settings, policy, results)
+            episodes, latencies, wall, refused = self._run_chunks(variant, settings, policy,
+                                                                  results)
             entry = {
                 "settings": settings,
                 "summary": summarize(episodes, env_robot(a.env_id)),
                 "latency": {**latency_stats(latencies), "batch_size": self.chunk_size()},
                 "episodes": [e.to_dict() for e in episodes],
                 "wall_seconds": wall,
+                "refused_states": refused,
                 "torch_threads": _torch_threads(),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
@@ -306,16 +309,23 @@ class Evaluation:
             print(f"{variant}: seeds {chunk[0]}..{chunk[-1]} ({len(chunk)} episodes side by "
                   f"side, max {a.max_steps} steps) on {a.env_id}")
             policy.latencies_s.clear()
+            policy.refused_states = 0
             start = time.perf_counter()
             episodes = run_episodes(policy, chunk, env_id=a.env_id, max_steps=a.max_steps,
                                     progress=not a.no_progress, desc=variant)
             partial["episodes"] += [e.to_dict() for e in episodes]
             partial["latencies_s"] += list(policy.latencies_s)
+            partial["refused_states"] = partial.get("refused_states", 0) + policy.refused_states
+            if policy.refused_states:
+                print(f"{variant}: the planner refused {policy.refused_states} states of live "
+                      f"episodes (each planned from its previous state instead); the last: "
+                      f"{policy.last_refusal}")
             partial["wall_seconds"] += time.perf_counter() - start
             if len(chunks) > 1:
                 results.put("partial", variant, partial)
         by_seed = {e["seed"]: EpisodeResult.from_dict(e) for e in partial["episodes"]}
-        return [by_seed[s] for s in a.seeds], partial["latencies_s"], partial["wall_seconds"]
+        return ([by_seed[s] for s in a.seeds], partial["latencies_s"], partial["wall_seconds"],
+                partial.get("refused_states", 0))
 
     def report(self, results: dict) -> None:
         variants = {name: results["variants"][name] for name in VARIANTS

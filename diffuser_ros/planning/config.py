@@ -68,7 +68,8 @@ class PlannerConfig:
                                  "this many of the model's data standard deviations from the "
                                  "data mean is refused, naming the entry and the bound (the "
                                  "model cannot plan from there, and normalising it could "
-                                 "overflow).", range=(1.0, 1e6), unit="std")
+                                 "overflow). Angles are plausible within ±pi at least, "
+                                 "velocities within the robot's clip.", range=(1.0, 1e6), unit="std")
 
     def __post_init__(self) -> None:
         self.validate()

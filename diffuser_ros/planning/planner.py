@@ -359,17 +359,25 @@ class DiffusionPlanner:
     def state_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """The plausible range of each observation entry: the model's data mean ± ``state_limit``
         standard deviations (its normaliser), widened to the velocity range the robot's
-        observation clips to (every velocity the environment reports is in the data's range).
-        Outside it the model has seen nothing to plan from, and far outside it normalising
-        would overflow float32."""
+        observation clips to (every velocity the environment reports is in the data's range)
+        and, for hinge angles, to [-pi, pi]: every angle is a pose the body can be pushed
+        into. MuJoCo's joint limits are soft (in the Walker2d data the feet pass theirs by
+        0.7 rad) and an angle's spread in the data can be narrow (Walker2d's knee: 0.13 rad
+        std, yet 20 std from its mean in the data); refusing such a state would leave the
+        robot on a held action, falling. Outside the range the model has seen nothing to plan
+        from, and far outside it normalising would overflow float32."""
         mean, std = self.normalizer.observation_mean, self.normalizer.observation_std
         limit = self.config.state_limit
         low, high = mean - limit * std, mean + limit * std
         robot = self._robot()
-        if robot is not None and robot.velocity_clip > 0:
-            velocities = slice(robot.observation_dim - len(robot.joints), None)
-            low[velocities] = np.minimum(low[velocities], -robot.velocity_clip)
-            high[velocities] = np.maximum(high[velocities], robot.velocity_clip)
+        if robot is not None:
+            angles = list(robot.hinge_positions)
+            low[angles] = np.minimum(low[angles], -np.pi)
+            high[angles] = np.maximum(high[angles], np.pi)
+            if robot.velocity_clip > 0:
+                velocities = slice(robot.observation_dim - len(robot.joints), None)
+                low[velocities] = np.minimum(low[velocities], -robot.velocity_clip)
+                high[velocities] = np.maximum(high[velocities], robot.velocity_clip)
         return low, high
 
     def observation_labels(self) -> tuple[str, ...]:
@@ -459,7 +467,8 @@ class DiffusionPlanner:
             raise ValueError(
                 f"{what} {labels[dims[i]]} = {value:.6g} is outside the plausible range "
                 f"[{low[i]:.4g}, {high[i]:.4g}] (the model's data mean ± state_limit "
-                f"{self.config.state_limit:g} std); refusing to plan on it")
+                f"{self.config.state_limit:g} std, widened to the robot's angle and velocity "
+                f"ranges); refusing to plan on it")
 
     # -- helpers ----------------------------------------------------------------------------
     def _objective(self, networks, command: np.ndarray | None, n_cand: int) -> Objective:
