@@ -84,7 +84,8 @@ HOPPER = Robot(
     name="hopper", env_id="Hopper-v5",
     joints=("rootx", "rootz", "rooty", "thigh_joint", "leg_joint", "foot_joint"),
     action_joints=("thigh_joint", "leg_joint", "foot_joint"),
-    position_skip=1, slide_joints=("rootx", "rootz"), velocity_clip=10.0, speed_index=5, control_period=0.008,
+    position_skip=1, slide_joints=("rootx", "rootz"), velocity_clip=10.0, speed_index=5,
+    control_period=0.008,
     random_return=-20.272305, expert_return=3234.3)
 
 WALKER2D = Robot(
@@ -93,7 +94,8 @@ WALKER2D = Robot(
             "thigh_left_joint", "leg_left_joint", "foot_left_joint"),
     action_joints=("thigh_joint", "leg_joint", "foot_joint",
                    "thigh_left_joint", "leg_left_joint", "foot_left_joint"),
-    position_skip=1, slide_joints=("rootx", "rootz"), velocity_clip=10.0, speed_index=8, control_period=0.008,
+    position_skip=1, slide_joints=("rootx", "rootz"), velocity_clip=10.0, speed_index=8,
+    control_period=0.008,
     random_return=1.629008, expert_return=4592.3)
 
 ROBOTS: dict[str, Robot] = {robot.name: robot for robot in (HOPPER, WALKER2D)}

@@ -69,7 +69,8 @@ class PlannerConfig:
                                  "data mean is refused, naming the entry and the bound (the "
                                  "model cannot plan from there, and normalising it could "
                                  "overflow). Angles are plausible within ±pi at least, "
-                                 "velocities within the robot's clip.", range=(1.0, 1e6), unit="std")
+                                 "velocities within the robot's clip.",
+                                 range=(1.0, 1e6), unit="std")
 
     def __post_init__(self) -> None:
         self.validate()
