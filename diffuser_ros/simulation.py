@@ -93,9 +93,10 @@ def episodes_summary(results: list[dict]) -> dict:
 def summary_line(summary: dict) -> str:
     """``summary`` (:func:`episodes_summary`) as the figures a closed-loop result is quoted with:
     mean ± standard error of the return, and the episodes that ran their full length."""
-    return (f"{summary['episodes']} episodes, mean return {summary['mean_return']:.2f} ± "
-            f"{summary['stderr_return']:.2f} (s.e.; std {summary['std_return']:.2f}), full length "
-            f"{summary['full_length']}/{summary['episodes']}, mean length "
+    spread = (f" ± {summary['stderr_return']:.2f} (s.e.; std {summary['std_return']:.2f})"
+              if summary["episodes"] > 1 else "")  # one episode has no spread to quote
+    return (f"{summary['episodes']} episodes, mean return {summary['mean_return']:.2f}{spread}, "
+            f"full length {summary['full_length']}/{summary['episodes']}, mean length "
             f"{summary['mean_length']:.1f}")
 
 

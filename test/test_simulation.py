@@ -46,6 +46,8 @@ def test_a_run_is_summarised_by_its_standard_error_and_its_full_length_episodes(
     assert summary["full_length"] == 1 and summary["mean_length"] == pytest.approx(2000 / 3)
     line = summary_line(summary)
     assert "mean return 7.00 ± 1.73 (s.e." in line and "full length 1/3" in line
+    one = summary_line(episodes_summary(results[:1]))  # one episode: no spread, no "nan"
+    assert "mean return 10.00, full length 1/1" in one and "nan" not in one
 
 
 def test_the_env_publishes_the_robot_entrys_joints_and_unknown_envs_are_refused():
