@@ -297,6 +297,16 @@ def test_resume_refuses_another_architecture(tmp_path, data):
         other.load_checkpoint()
 
 
+def test_resume_refuses_another_value_target(tmp_path, data):
+    ds = SequenceDataset(data, 8)
+    Trainer(TrainConfig(model="value", discount=0.99, **TINY), ds, tmp_path).save_checkpoint()
+    other = Trainer(TrainConfig(model="value", discount=0.997, **TINY), ds, tmp_path)
+    with pytest.raises(ValueError, match=r"trained with \{'discount': 0.99,"):
+        other.load_checkpoint()
+    same = Trainer(TrainConfig(model="value", discount=0.99, **TINY), ds, tmp_path)
+    assert same.load_checkpoint()
+
+
 def test_fit_then_export_gives_a_loadable_planner(tmp_path, data):
     ds = SequenceDataset(data, 8)
     for model in ("diffusion", "value"):

@@ -135,6 +135,14 @@ class TrainConfig:
         return {"model": self.model, "horizon": self.horizon, "channels": list(self.channels),
                 "n_diffusion_steps": self.n_diffusion_steps}
 
+    def target(self) -> dict:
+        """The settings that define what a value network learns: a run resumed with others
+        would silently mix two targets in one network."""
+        if self.model == "diffusion":
+            return {}
+        return {"discount": self.discount, "termination_penalty": self.termination_penalty,
+                "max_episode_length": self.max_episode_length}
+
 
 class Trainer:
     """Trains one network, data-parallel over Accelerate's processes.
@@ -327,6 +335,11 @@ class Trainer:
         if state["architecture"] != self.config.architecture():
             raise ValueError(f"{self.checkpoint_path} was trained with {state['architecture']}, "
                              f"not {self.config.architecture()}; use another --out")
+        target = self.config.target()
+        trained = {k: state.get("config", {}).get(k) for k in target}
+        if trained != target:
+            raise ValueError(f"{self.checkpoint_path} was trained with {trained}, not {target}; "
+                             "use another --out")
         self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.ema.to(self.device)
