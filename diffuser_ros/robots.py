@@ -4,7 +4,8 @@ A robot entry is the one place that knows an environment: its gymnasium id, the 
 ``qpos``/``qvel`` order, how the observation is laid out (``qpos[position_skip:]`` then
 ``clip(qvel, ±velocity_clip)``, as gymnasium's MuJoCo locomotion tasks), which observation entry
 is the forward speed, the joints the action drives, the control period and the D4RL reference
-returns. The simulator, the evaluators, the tracker, the data pipeline and the nodes read it from
+returns, and its healthy range (the states its environment does not end the episode in). The
+simulator, the evaluators, the tracker, the data pipeline and the nodes read it from
 here; a second robot is a new entry in :data:`ROBOTS`, not edits across the package.
 
 ``gymnasium``/``mujoco`` are imported only when an environment or model is asked for.
@@ -13,6 +14,8 @@ here; a second robot is a new entry in :data:`ROBOTS`, not edits across the pack
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,9 @@ class Robot:
     control_period: float           # seconds per environment step (frame_skip × timestep)
     random_return: float            # D4RL reference returns (d4rl/infos.py)
     expert_return: float
+    # The environment's termination rule on observed joints: (joint, low, high), open bounds.
+    # A state outside any of them ends the episode (a fall).
+    healthy_ranges: tuple[tuple[str, float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.position_skip <= len(self.joints):
@@ -40,6 +46,11 @@ class Robot:
             raise ValueError(f"{self.name}: action_joints must be among the joints")
         if not set(self.slide_joints) <= set(self.joints):
             raise ValueError(f"{self.name}: slide_joints must be among the joints")
+        observed = self.joints[self.position_skip:]
+        for joint, low, high in self.healthy_ranges:
+            if joint not in observed or not low < high:
+                raise ValueError(f"{self.name}: a healthy range needs an observed joint and "
+                                 f"low < high, got {(joint, low, high)}")
 
     @property
     def observation_dim(self) -> int:
@@ -61,6 +72,18 @@ class Robot:
         entry."""
         return tuple(f"{j} position" for j in self.joints[self.position_skip:]) + \
             tuple(f"{j} velocity" for j in self.joints)
+
+    def healthy_steps(self, observations) -> np.ndarray:
+        """How many leading states of each sequence lie in the healthy range:
+        ``observations [..., H, observation_dim]`` -> ``[...]`` (H: the sequence never leaves
+        it, 0: its first state is already outside; H for a robot without healthy ranges)."""
+        observations = np.asarray(observations)
+        healthy = np.ones(observations.shape[:-1], dtype=bool)
+        observed = self.joints[self.position_skip:]
+        for joint, low, high in self.healthy_ranges:
+            value = observations[..., observed.index(joint)]
+            healthy &= (low < value) & (value < high)
+        return np.cumprod(healthy, axis=-1).sum(axis=-1)
 
     def make_env(self, mass_scale: float = 1.0, friction_scale: float = 1.0, **kwargs):
         """``gymnasium.make`` of this robot's environment (``kwargs`` go to it). ``mass_scale``
@@ -86,7 +109,10 @@ HOPPER = Robot(
     action_joints=("thigh_joint", "leg_joint", "foot_joint"),
     position_skip=1, slide_joints=("rootx", "rootz"), velocity_clip=10.0, speed_index=5,
     control_period=0.008,
-    random_return=-20.272305, expert_return=3234.3)
+    random_return=-20.272305, expert_return=3234.3,
+    # Hopper-v5 also ends on |qpos[2:], qvel| >= 100; the observation clips velocities to ±10,
+    # so that part cannot be told from an observation.
+    healthy_ranges=(("rootz", 0.7, float("inf")), ("rooty", -0.2, 0.2)))
 
 WALKER2D = Robot(
     name="walker2d", env_id="Walker2d-v5",
@@ -96,7 +122,8 @@ WALKER2D = Robot(
                    "thigh_left_joint", "leg_left_joint", "foot_left_joint"),
     position_skip=1, slide_joints=("rootx", "rootz"), velocity_clip=10.0, speed_index=8,
     control_period=0.008,
-    random_return=1.629008, expert_return=4592.3)
+    random_return=1.629008, expert_return=4592.3,
+    healthy_ranges=(("rootz", 0.8, 2.0), ("rooty", -1.0, 1.0)))
 
 ROBOTS: dict[str, Robot] = {robot.name: robot for robot in (HOPPER, WALKER2D)}
 DEFAULT_ROBOT = HOPPER

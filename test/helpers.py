@@ -35,10 +35,11 @@ TINY_COMMAND_SPEC = CommandSpec(reward_width=0.5, discount=0.99, termination_pen
 
 def make_tiny_planner(seed: int = 0, config: PlannerConfig | None = None,
                       value_function=None, horizon: int = TINY_HORIZON,
-                      with_command: bool = False, robot: Robot = HOPPER) -> DiffusionPlanner:
+                      with_command: bool = False, robot: Robot = HOPPER,
+                      normalizer: GaussianNormalizer | None = None) -> DiffusionPlanner:
     """A planner of ``robot``'s shape (its observation and action sizes, its env_id) with tiny
     random networks. ``with_command``: also a tiny command value (speeds 1-4 m/s) and the speed
-    index."""
+    index. ``normalizer``: the data statistics (default :func:`tiny_normalizer`)."""
     torch.manual_seed(seed)
     obs_dim, act_dim = robot.observation_dim, robot.action_dim
     dim = obs_dim + act_dim
@@ -50,7 +51,8 @@ def make_tiny_planner(seed: int = 0, config: PlannerConfig | None = None,
     spec = PlannerSpec(obs_dim, act_dim, horizon, (-1.0,) * act_dim, (1.0,) * act_dim,
                        robot.env_id, speed_index=robot.speed_index)
     config = config or PlannerConfig(n_candidates=4, seed=seed, device="cpu")
-    return DiffusionPlanner(unet, value, make_scheduler(), tiny_normalizer(obs_dim, act_dim),
+    return DiffusionPlanner(unet, value, make_scheduler(),
+                            normalizer or tiny_normalizer(obs_dim, act_dim),
                             spec, config,
                             command_value, TINY_COMMAND_SPEC if with_command else None)
 

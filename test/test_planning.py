@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDPMScheduler
-from helpers import HOPPER_ACT, HOPPER_OBS, TINY_HORIZON, make_tiny_planner
+from helpers import HOPPER_ACT, HOPPER_OBS, TINY_HORIZON, make_tiny_planner, tiny_normalizer
 
-from diffuser_ros.planning import PlannerConfig, preset, set_cpu_threads
+from diffuser_ros.planning import GaussianNormalizer, PlannerConfig, preset, set_cpu_threads
 from diffuser_ros.planning.schedule import timestep_sequence
+from diffuser_ros.robots import WALKER2D
 from diffuser_ros.settings import settings_of
 
 DIM = HOPPER_OBS + HOPPER_ACT
@@ -205,6 +206,43 @@ def test_ranking_value_is_from_the_final_steps_input(tiny_planner, hopper_observ
         expected = tiny_planner.value_function(unet.inputs[-1], t0).sample.squeeze(-1)
     np.testing.assert_allclose(plan.values, expected.numpy(), rtol=1e-5, atol=1e-6)
     assert plan.best == int(np.argmax(plan.values))
+
+
+def _walker_planner_with_wide_falls(prefer_healthy: bool):
+    """A tiny Walker2d-shaped planner whose data spread in torso height and pitch is wide, so
+    its random plans leave the healthy range after varying numbers of steps."""
+    base = tiny_normalizer(WALKER2D.observation_dim, WALKER2D.action_dim)
+    mean, std = base.observation_mean.copy(), base.observation_std.copy()
+    mean[:2], std[:2] = (1.25, 0.0), (1.0, 2.0)  # rootz, rooty
+    normalizer = GaussianNormalizer(mean, std, base.action_mean, base.action_std)
+    config = PlannerConfig(n_candidates=16, seed=0, device="cpu", prefer_healthy=prefer_healthy)
+    return make_tiny_planner(config=config, robot=WALKER2D, normalizer=normalizer)
+
+
+def test_prefer_healthy_ranks_by_healthy_steps_then_value():
+    """The same samples, ranked two ways: by value alone, or first by how many planned states
+    stay in the robot's healthy range (Walker2d's torso height and pitch) and then by value."""
+    by_value = _walker_planner_with_wide_falls(False)
+    healthy_first = _walker_planner_with_wide_falls(True)
+    states = np.repeat(by_value.normalizer.observation_mean[None], 6, axis=0)
+    plain, ranked = by_value.plan(states), healthy_first.plan(states)
+    np.testing.assert_array_equal(plain.observations, ranked.observations)
+    assert plain.healthy_steps is None
+    np.testing.assert_array_equal(plain.best, plain.values.argmax(axis=1))
+    healthy = WALKER2D.healthy_steps(ranked.observations)
+    np.testing.assert_array_equal(ranked.healthy_steps, healthy)
+    rows = np.arange(len(states))
+    for row in rows:
+        longest = np.flatnonzero(healthy[row] == healthy[row].max())
+        assert ranked.best[row] == longest[np.argmax(ranked.values[row, longest])]
+    assert (ranked.best != plain.best).any()  # the rule changed some choices
+    assert (healthy[rows, ranked.best] >= healthy[rows, plain.best]).all()
+    np.testing.assert_allclose(ranked.action, np.clip(ranked.actions[rows, ranked.best, 0], -1, 1))
+    # The plan kept for a warm start is the one chosen.
+    kept = ranked.trajectory.transpose(1, 2).numpy().astype(np.float64)  # [B, H, D]
+    kept = healthy_first.normalizer.unnormalize_transitions(kept)[:, 1:, WALKER2D.action_dim:]
+    np.testing.assert_allclose(kept, ranked.best_observations[:, 1:], rtol=1e-5, atol=1e-5)
+    assert healthy_first.plan(states[0]).healthy_steps.shape == (16,)
 
 
 def test_warm_start_reuses_previous_plan_with_fewer_steps(hopper_observation):

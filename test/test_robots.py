@@ -75,7 +75,7 @@ def test_a_swapped_joint_does_not_match_the_env(entry, env):
     for i, j in pairs:
         joints = list(entry.joints)
         joints[i], joints[j] = joints[j], joints[i]
-        swapped = dataclasses.replace(entry, joints=tuple(joints))
+        swapped = dataclasses.replace(entry, joints=tuple(joints), healthy_ranges=())
         assert not np.array_equal(obs, observation_from_state(swapped, env)), (i, j)
 
 
@@ -115,6 +115,45 @@ def test_actions_and_control_period_match_the_env(entry, env):
     assert env.unwrapped.dt == pytest.approx(entry.control_period, abs=1e-12)
 
 
+def test_healthy_range_is_the_environments_termination_rule(entry, env):
+    """On states across and beyond each bound, the entry calls a state healthy exactly when the
+    environment does (its public ``is_healthy``, what ends an episode)."""
+    sim = env.unwrapped
+    env.reset(seed=3)
+    qpos0, qvel0 = sim.data.qpos.copy(), sim.data.qvel.copy()
+    observed = entry.joints[entry.position_skip:]
+    assert {joint for joint, _, _ in entry.healthy_ranges} == {"rootz", "rooty"}
+    rng = np.random.default_rng(0)
+    verdicts = []
+    for joint, low, high in entry.healthy_ranges:
+        finite_high = high if np.isfinite(high) else low + 3.0
+        for value in np.concatenate([[low - 1e-3, low + 1e-3, finite_high - 1e-3],
+                                     [high + 1e-3] if np.isfinite(high) else [],
+                                     rng.uniform(low - 0.5, finite_high + 0.5, 20)]):
+            qpos = qpos0.copy()
+            qpos[sim.model.joint(joint).qposadr[0]] = value
+            sim.set_state(qpos, qvel0)
+            obs = observation_from_state(entry, env)
+            assert obs[observed.index(joint)] == value
+            ours = bool(entry.healthy_steps(obs[None]) == 1)
+            assert ours == bool(sim.is_healthy), (joint, value)
+            verdicts.append(ours)
+    assert any(verdicts) and not all(verdicts)
+
+
+def test_healthy_steps_count_the_leading_healthy_states():
+    z, pitch = (WALKER2D.joints[WALKER2D.position_skip:].index(j) for j in ("rootz", "rooty"))
+    states = np.zeros((3, 4, WALKER2D.observation_dim))
+    states[..., z] = 1.25
+    states[1, 2, pitch] = 1.2    # tips over at its third state
+    states[2, 0, z] = 0.5        # starts on the ground: nothing after it counts
+    states[2, 3, z] = 2.5
+    np.testing.assert_array_equal(WALKER2D.healthy_steps(states), [4, 2, 0])
+    assert WALKER2D.healthy_steps(states[0]) == 4
+    no_rule = dataclasses.replace(WALKER2D, healthy_ranges=())
+    np.testing.assert_array_equal(no_rule.healthy_steps(states), [4, 4, 4])
+
+
 def test_lookups_name_the_known_robots_and_environments():
     assert robot("hopper") is HOPPER and robot_for_env("Hopper-v5") is HOPPER
     assert robot("walker2d") is WALKER2D and env_robot("Walker2d-v5") is WALKER2D
@@ -142,3 +181,7 @@ def test_an_inconsistent_entry_is_refused():
         dataclasses.replace(HOPPER, speed_index=HOPPER.observation_dim)
     with pytest.raises(ValueError, match="action_joints"):
         dataclasses.replace(HOPPER, action_joints=("thigh_joint", "ankle"))
+    with pytest.raises(ValueError, match="healthy range"):
+        dataclasses.replace(HOPPER, healthy_ranges=(("rootx", 0.0, 1.0),))  # not observed
+    with pytest.raises(ValueError, match="healthy range"):
+        dataclasses.replace(HOPPER, healthy_ranges=(("rootz", 1.0, 0.5),))

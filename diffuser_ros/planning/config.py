@@ -48,6 +48,12 @@ class PlannerConfig:
                                        "the plan's own forward-velocity channel while a speed "
                                        "command is in effect (a baseline; see docs/commands.md).",
                                        range=(0.0, 1e6))
+    prefer_healthy: bool = setting(False, "Rank candidates first by how many of their planned "
+                                   "states stay in the robot's healthy range (the states its "
+                                   "environment does not end the episode in, e.g. Walker2d's "
+                                   "torso height and pitch), then by value: a plan that "
+                                   "predicts a fall loses to one that does not. No effect for a "
+                                   "model without a robot entry.")
     warm_start: bool = setting(False, "Start from the previous best plan, shifted by the control "
                                "steps elapsed since it was planned, re-noised (paper 5.4).")
     warm_start_steps: int = setting(4, "Denoising steps run on a warm-started plan (it is "

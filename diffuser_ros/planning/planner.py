@@ -9,8 +9,9 @@ Usage::
     plan = planner.plan(observation, command=1.8)       # plan for a forward speed (m/s)
 
 ``plan`` samples ``n_candidates`` trajectories per observation in one batch (several robots or
-evaluation environments share one forward pass), ranks them by value and returns the first action
-of each best plan, un-normalised and clipped to the action bounds.
+evaluation environments share one forward pass), ranks them by value (with ``prefer_healthy``,
+first by how long they stay in the robot's healthy range) and returns the first action of each
+best plan, un-normalised and clipped to the action bounds.
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ class Plan:
 
     All arrays are un-normalised numpy float64 (values float32): ``actions`` [B, N, H, action_dim],
     ``observations`` [B, N, H, obs_dim], ``values`` [B, N] (predicted return), ``best`` [B],
-    ``action`` [B, action_dim] (first action of each best plan, clipped to the bounds).
+    ``action`` [B, action_dim] (first action of each best plan, clipped to the bounds),
+    ``healthy_steps`` [B, N] (with ``prefer_healthy``: the leading planned states of each
+    candidate in the robot's healthy range).
     """
 
     action: np.ndarray
@@ -86,6 +89,8 @@ class Plan:
     best: np.ndarray
     warm_started: bool
     trajectory: torch.Tensor | None = None  # the best plans, normalised [B, D, H] (warm starts)
+    # [B, N]: leading planned states in the robot's healthy range (None: not ranked by it)
+    healthy_steps: np.ndarray | None = None
 
     @property
     def best_actions(self) -> np.ndarray:
@@ -333,8 +338,6 @@ class DiffusionPlanner:
         if not (torch.isfinite(x).all() and torch.isfinite(values).all()):
             self._previous = None  # never warm-start from a poisoned plan
             raise PlanningError("the plan has non-finite values (discarded, warm start dropped)")
-        best = values.argmax(dim=1)
-        self._previous = x[torch.arange(n_env, device=x.device), best].clone()
 
         traj = x.transpose(2, 3).float().cpu().numpy()  # [B, N, H, D]
         traj = self.normalizer.unnormalize_transitions(traj.astype(np.float64))
@@ -345,15 +348,30 @@ class DiffusionPlanner:
             goal = np.broadcast_to(np.asarray(goal, dtype=np.float64), (n_env, len(dims)))
             traj[:, :, h, act_dim + np.asarray(dims)] = goal[:, None, :]
         actions, observations = traj[..., :act_dim], traj[..., act_dim:]
-        best_np = best.cpu().numpy()
+        values_np = values.float().cpu().numpy()
+        best_np, healthy = self._rank(values_np, observations)
+        self._previous = x[torch.arange(n_env, device=x.device),
+                           torch.as_tensor(best_np, device=x.device)].clone()
         first_action = np.clip(actions[np.arange(n_env), best_np, 0], self._act_low, self._act_high)
         first_action = first_action.astype(np.float64)
-        result = Plan(first_action, actions, observations, values.float().cpu().numpy(), best_np,
-                      warm, self._previous)
+        result = Plan(first_action, actions, observations, values_np, best_np, warm,
+                      self._previous, healthy)
         if single:
             result = Plan(result.action[0], result.actions[0], result.observations[0],
-                          result.values[0], result.best[0], warm, self._previous)
+                          result.values[0], result.best[0], warm, self._previous,
+                          None if healthy is None else healthy[0])
         return result
+
+    def _rank(self, values: np.ndarray, observations: np.ndarray):
+        """The best candidate of each robot ``[B]``, and each candidate's healthy steps
+        ``[B, N]`` when ``prefer_healthy`` ranks by them first (else None): the highest value,
+        among the candidates that stay healthy longest with ``prefer_healthy``."""
+        robot = self._robot()
+        if not (self.config.prefer_healthy and robot is not None and robot.healthy_ranges):
+            return values.argmax(axis=1), None
+        healthy = robot.healthy_steps(observations)
+        longest = healthy == healthy.max(axis=1, keepdims=True)
+        return np.where(longest, values, -np.inf).argmax(axis=1), healthy
 
     # -- the checks of what enters a plan: one each, one wording ------------------------------
     def state_bounds(self) -> tuple[np.ndarray, np.ndarray]:
