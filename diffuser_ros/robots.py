@@ -73,15 +73,21 @@ class Robot:
         return tuple(f"{j} position" for j in self.joints[self.position_skip:]) + \
             tuple(f"{j} velocity" for j in self.joints)
 
-    def healthy_steps(self, observations) -> np.ndarray:
+    def healthy_entries(self) -> tuple[tuple[int, float, float], ...]:
+        """:attr:`healthy_ranges` as (observation index, low, high)."""
+        observed = self.joints[self.position_skip:]
+        return tuple((observed.index(joint), low, high) for joint, low, high in
+                     self.healthy_ranges)
+
+    def healthy_steps(self, observations, entries=None) -> np.ndarray:
         """How many leading states of each sequence lie in the healthy range:
         ``observations [..., H, observation_dim]`` -> ``[...]`` (H: the sequence never leaves
-        it, 0: its first state is already outside; H for a robot without healthy ranges)."""
+        it, 0: its first state is already outside; H for a robot without healthy ranges).
+        ``entries``: other (index, low, high) bounds than :meth:`healthy_entries`."""
         observations = np.asarray(observations)
         healthy = np.ones(observations.shape[:-1], dtype=bool)
-        observed = self.joints[self.position_skip:]
-        for joint, low, high in self.healthy_ranges:
-            value = observations[..., observed.index(joint)]
+        for index, low, high in self.healthy_entries() if entries is None else entries:
+            value = observations[..., index]
             healthy &= (low < value) & (value < high)
         return np.cumprod(healthy, axis=-1).sum(axis=-1)
 

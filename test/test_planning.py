@@ -245,6 +245,24 @@ def test_prefer_healthy_ranks_by_healthy_steps_then_value():
     assert healthy_first.plan(states[0]).healthy_steps.shape == (16,)
 
 
+def test_healthy_std_narrows_the_range_to_the_data():
+    """healthy_std narrows each healthy bound to the data mean ± k std, never widens it."""
+    planner = _walker_planner_with_wide_falls(True)  # data: height 1.25 ± 1, pitch 0 ± 2
+    assert planner.healthy_bounds() == ((0, 0.8, 2.0), (1, -1.0, 1.0))
+    planner.configure(planner.config.replace(healthy_std=0.25))
+    np.testing.assert_allclose(planner.healthy_bounds(), [(0, 1.0, 1.5), (1, -0.5, 0.5)])
+    states = np.repeat(planner.normalizer.observation_mean[None], 6, axis=0)
+    plan = planner.plan(states)
+    narrow = WALKER2D.healthy_steps(plan.observations, planner.healthy_bounds())
+    np.testing.assert_array_equal(plan.healthy_steps, narrow)
+    assert (narrow <= WALKER2D.healthy_steps(plan.observations)).all()
+    assert (narrow < WALKER2D.healthy_steps(plan.observations)).any()
+    rows = np.arange(len(states))
+    assert (narrow[rows, plan.best] == narrow.max(axis=1)).all()
+    with pytest.raises(ValueError, match="healthy_std"):
+        planner.config.replace(healthy_std=-1.0)
+
+
 def test_warm_start_reuses_previous_plan_with_fewer_steps(hopper_observation):
     planner = make_tiny_planner(config=PlannerConfig(n_candidates=4, seed=0, device="cpu",
                                                      warm_start=True, warm_start_steps=3))

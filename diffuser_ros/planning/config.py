@@ -54,6 +54,11 @@ class PlannerConfig:
                                    "torso height and pitch), then by value: a plan that "
                                    "predicts a fall loses to one that does not. No effect for a "
                                    "model without a robot entry.")
+    healthy_std: float = setting(0.0, "With prefer_healthy, narrow each bound of the healthy "
+                                 "range to this many of the model's data standard deviations "
+                                 "around the data mean: plans that lean or sink further than "
+                                 "the data ever did rank below those that do not (0: the "
+                                 "environment's range alone).", range=(0.0, 1e6), unit="std")
     warm_start: bool = setting(False, "Start from the previous best plan, shifted by the control "
                                "steps elapsed since it was planned, re-noised (paper 5.4).")
     warm_start_steps: int = setting(4, "Denoising steps run on a warm-started plan (it is "

@@ -369,7 +369,7 @@ class DiffusionPlanner:
         robot = self._robot()
         if not (self.config.prefer_healthy and robot is not None and robot.healthy_ranges):
             return values.argmax(axis=1), None
-        healthy = robot.healthy_steps(observations)
+        healthy = robot.healthy_steps(observations, self.healthy_bounds())
         longest = healthy == healthy.max(axis=1, keepdims=True)
         return np.where(longest, values, -np.inf).argmax(axis=1), healthy
 
@@ -397,6 +397,19 @@ class DiffusionPlanner:
                 low[velocities] = np.minimum(low[velocities], -robot.velocity_clip)
                 high[velocities] = np.maximum(high[velocities], robot.velocity_clip)
         return low, high
+
+    def healthy_bounds(self) -> tuple[tuple[int, float, float], ...]:
+        """The (observation index, low, high) bounds ``prefer_healthy`` ranks by: the robot's
+        healthy range, each bound narrowed to the data mean ± ``healthy_std`` standard
+        deviations when that is set (empty: the model has no robot entry)."""
+        robot = self._robot()
+        if robot is None:
+            return ()
+        k = self.config.healthy_std
+        mean, std = self.normalizer.observation_mean, self.normalizer.observation_std
+        return tuple((i, max(low, mean[i] - k * std[i]) if k else low,
+                      min(high, mean[i] + k * std[i]) if k else high)
+                     for i, low, high in robot.healthy_entries())
 
     def observation_labels(self) -> tuple[str, ...]:
         """How errors name each observation entry (the robot's joint labels where known)."""
