@@ -79,7 +79,7 @@ class Plan:
     ``observations`` [B, N, H, obs_dim], ``values`` [B, N] (predicted return), ``best`` [B],
     ``action`` [B, action_dim] (first action of each best plan, clipped to the bounds),
     ``healthy_steps`` [B, N] (with ``prefer_healthy``: the leading planned states of each
-    candidate in the robot's healthy range).
+    candidate within :meth:`DiffusionPlanner.healthy_bounds`).
     """
 
     action: np.ndarray
@@ -89,7 +89,7 @@ class Plan:
     best: np.ndarray
     warm_started: bool
     trajectory: torch.Tensor | None = None  # the best plans, normalised [B, D, H] (warm starts)
-    # [B, N]: leading planned states in the robot's healthy range (None: not ranked by it)
+    # [B, N]: leading planned states within the healthy bounds (None: not ranked by them)
     healthy_steps: np.ndarray | None = None
 
     @property
