@@ -3,10 +3,11 @@
 
 Ranked by value alone, Walker2d's planner fell mostly between steps 100 and 190, after leaving
 its data's states (pitching forward past 0.8 rad; the data: 99.9% below 0.6). A full
-evaluation of 20 seeds costs 35 min on one core here; this probe runs the seeds side by side for the first ``--steps`` steps (lockstep, the
-planner's own best action) and prints, per run, the falls, the largest pitch each seed reached
-and how far it walked: a continuous figure where 20 seeds give only a few falls. It also counts
-the decisions in which ``prefer_healthy`` chose another candidate than the value alone.
+evaluation of 20 seeds costs 35 min on one core here; this probe runs the seeds side by side
+for the first ``--steps`` steps (lockstep, the planner's own best action) and prints, per run,
+the falls, the largest pitch each seed reached and how far it walked: a continuous figure where
+20 seeds give only a few falls. It also counts the decisions in which ``prefer_healthy`` chose
+another candidate than the value alone.
 
     ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=79 \\
     python scripts/startup_probe.py --model-path diffuser_ros/models/walker2d --seeds 0-19 \\
