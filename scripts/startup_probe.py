@@ -4,10 +4,10 @@
 Ranked by value alone, Walker2d's planner fell mostly between steps 100 and 190, after leaving
 its data's states (pitching forward past 0.8 rad; the data: 99.9% below 0.6). A full
 evaluation of 20 seeds costs 35 min on one core here; this probe runs the seeds side by side
-for the first ``--steps`` steps (lockstep, the planner's own best action) and prints, per run,
-the falls, the largest pitch each seed reached and how far it walked: a continuous figure where
-20 seeds give only a few falls. It also counts the decisions in which ``prefer_healthy`` chose
-another candidate than the value alone.
+for the first ``--steps`` steps through the evaluation's rollout loop (lockstep, the planner's
+own best action) and prints, per run, the falls, the largest pitch each seed reached and how far
+it walked: a continuous figure where 20 seeds give only a few falls. It also counts the
+decisions in which ``prefer_healthy`` chose another candidate than the value alone.
 
     ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=79 \\
     python scripts/startup_probe.py --model-path diffuser_ros/models/walker2d --seeds 0-19 \\
@@ -26,6 +26,7 @@ import torch
 from diffuser_ros.evaluation.cli import parse_seeds
 from diffuser_ros.planning import PlannerConfig, load_planner
 from diffuser_ros.robots import env_robot
+from diffuser_ros.rollout import Step, roll_out
 from diffuser_ros.settings import add_arguments, given_arguments
 
 
@@ -45,23 +46,26 @@ def main(argv=None) -> int:
     robot = env_robot(planner.spec.env_id)
     pitch = robot.joints[robot.position_skip:].index("rooty")
     envs = [robot.make_env() for _ in args.seeds]
-    obs = np.stack([env.reset(seed=seed)[0] for env, seed in zip(envs, args.seeds)])
-    alive = np.ones(len(envs), dtype=bool)
-    max_pitch = obs[:, pitch].copy()
-    fell, changed, decisions = {}, 0, 0
-    for step in range(args.steps):
-        live = np.flatnonzero(alive)
-        if live.size == 0:
-            break
-        plan = planner.plan(obs[live])
-        changed += int((plan.best != plan.values.argmax(axis=1)).sum())
-        decisions += live.size
-        for row, i in enumerate(live):
-            obs[i], _, terminated, _, _ = envs[i].step(plan.action[row])
-            max_pitch[i] = max(max_pitch[i], obs[i, pitch])
-            if terminated:
-                alive[i] = False
-                fell[args.seeds[i]] = step
+    max_pitch = np.full(len(envs), -np.inf)
+    changed = np.zeros(len(envs), dtype=bool)  # the newest decision, per env
+    counts = {"changed": 0, "decisions": 0}
+
+    def policy(obs_batch: np.ndarray) -> np.ndarray:
+        plan = planner.plan(obs_batch)
+        changed[:] = plan.best != plan.values.argmax(axis=1)
+        return plan.action
+
+    def on_step(step: Step) -> None:  # only the envs that took the step count
+        counts["changed"] += int((changed & step.stepped).sum())
+        counts["decisions"] += int(step.stepped.sum())
+        np.maximum(max_pitch, np.where(step.stepped, step.next_observations[:, pitch], -np.inf),
+                   out=max_pitch)
+
+    episodes = roll_out(envs, args.seeds, policy, max_episode_steps=args.steps,
+                        max_steps=args.steps, on_step=on_step)
+    fell = {e.seed: e.length - 1 for env_episodes in episodes for e in env_episodes
+            if e.terminated}  # the 0-based step that ended it
+    changed, decisions = counts["changed"], counts["decisions"]
     walked = [float(env.unwrapped.data.qpos[0]) for env in envs]
     result = {"settings": planner.config.to_dict(), "steps": args.steps, "seeds": args.seeds,
               "fell_at_step": fell, "max_pitch": np.round(max_pitch, 3).tolist(),

@@ -366,10 +366,10 @@ class DiffusionPlanner:
         """The best candidate of each robot ``[B]``, and each candidate's healthy steps
         ``[B, N]`` when ``prefer_healthy`` ranks by them first (else None): the highest value,
         among the candidates that stay healthy longest with ``prefer_healthy``."""
-        robot = self._robot()
-        if not (self.config.prefer_healthy and robot is not None and robot.healthy_ranges):
+        bounds = self.healthy_bounds() if self.config.prefer_healthy else ()
+        if not bounds:  # off, or no robot entry (or one without a healthy range)
             return values.argmax(axis=1), None
-        healthy = robot.healthy_steps(observations, self.healthy_bounds())
+        healthy = self._robot().healthy_steps(observations, bounds)
         longest = healthy == healthy.max(axis=1, keepdims=True)
         return np.where(longest, values, -np.inf).argmax(axis=1), healthy
 
