@@ -39,8 +39,10 @@ def test_mailbox_drops_a_resend_in_progress_and_answers_one_already_answered():
     box = StateMailbox()
     first = state(0.1, 10, key=10)
     box.put(first)
-    assert box.answer_to(box.take()) is None           # new: now being planned on
+    taken = box.take()                                  # being planned on from here
     assert not box.put(state(0.1, 10, key=10))          # re-sent meanwhile: dropped
+    assert box.answer_to(taken) is None                 # new
+    assert not box.put(state(0.1, 10, key=10))
     box.answered(first, np.array([0.5, 0.5, 0.5]))
     box.done()
     assert box.put(state(0.1, 10, key=10))               # re-sent after the answer

@@ -38,6 +38,7 @@ from diffuser_ros.nodes.planner_node import (  # noqa: E402
     StartupError,
 )
 from diffuser_ros.nodes.sim_node import (  # noqa: E402
+    KICK_PERIOD_S,
     START_TIME_NS,
     SimNode,
     SimStartupError,
@@ -640,6 +641,31 @@ def test_lockstep_estop_holds_the_simulation_without_counting_episodes(harness, 
     harness.call(SetBool, "/planner_node/estop", SetBool.Request(data=False))
     wait_until(lambda: sim.steps > steps + 3, what="the loop resuming after release")
     assert sim.results == []  # still the first episode
+
+
+def test_lockstep_sends_a_controller_that_has_the_state_no_second_copy(harness):
+    """Lockstep steps on every action, and an action does not say which state it answers: a
+    second copy of a state the controller has would be answered too and step the loop twice.
+    Held, the bridge sends nothing; engaged, the first state goes out once (to a subscriber
+    matched before it went out: none is fresh), and one action steps once."""
+    probe = harness.probe
+    states = Collector(probe, JointState, "joint_states")
+    engaged = probe.create_publisher(Bool, "planner_node/engaged", LATCHED)
+    actions = probe.create_publisher(Float64MultiArray, "action", 10)
+    sim = harness.sim(mode="lockstep", controller_engaged_topic="planner_node/engaged",
+                      state_republish_period=2.0)
+    wait_until(lambda: actions.get_subscription_count() > 0 and
+               probe.count_publishers("/joint_states") > 0, what="discovery")
+    assert sim.held and len(states) == 0
+    engaged.publish(Bool(data=True))
+    wait_until(lambda: len(states) >= 1, what="the first state")
+    # No clock to inject into DDS: a fresh-subscriber re-send would come within one kick period,
+    # a stalled-loop one only after state_republish_period.
+    time.sleep(5 * KICK_PERIOD_S)
+    assert len(states) == 1 and sim.steps == 0
+    actions.publish(Float64MultiArray(data=[0.0, 0.0, 0.0]))
+    wait_until(lambda: len(states) >= 2, what="the state after one step")
+    assert sim.steps == 1 and states.messages[1].header.stamp != states.messages[0].header.stamp
 
 
 def test_sim_rejects_bad_actions_and_resends_state(harness):

@@ -233,12 +233,15 @@ class RecedingHorizonController:
     def begin(self, timeout: float | None = 0.0) -> Job | None:
         """Take the newest state and decide whether to plan on it (None: not now)."""
         state = self._mailbox.take(timeout)
-        if state is None or not self._active or self._estop:
+        if state is None:
             return None
-        if self._age(state.stamp_ns) > self._settings.state_timeout:
-            return None  # stale before we could start: tick() publishes the safe action
+        if not self._active or self._estop or \
+                self._age(state.stamp_ns) > self._settings.state_timeout:
+            self._mailbox.done()  # not planned on (a stale state: tick() sends the safe action)
+            return None
         answer = self._mailbox.answer_to(state)
         if answer is not None:  # re-sent after it was answered: the same action, no new plan
+            self._mailbox.done()
             with self._output.lock:
                 if self._active and not self._estop:
                     self._counters.resent += 1

@@ -46,21 +46,22 @@ class StateMailbox:
         return True
 
     def take(self, timeout: float | None = 0.0) -> State | None:
-        """The waiting state, after waiting up to ``timeout`` s for one (None: none came)."""
+        """The waiting state, after waiting up to ``timeout`` s for one (None: none came); it is
+        in progress from now until :meth:`done`, so a copy arriving meanwhile is dropped."""
         with self._cv:
             if self._waiting is None and timeout != 0.0:
                 self._cv.wait(timeout)
             state, self._waiting = self._waiting, None
+            if state is not None:
+                self._in_progress = state.key
             return state
 
     def answer_to(self, state: State) -> np.ndarray | None:
-        """The action already sent for a re-sent ``state`` (None: it is new); otherwise marks it
-        as being planned on."""
+        """The action already sent for a re-sent ``state`` (None: it is new)."""
         with self._cv:
             answered = self._answered
             if state.key is not None and answered is not None and state.key == answered[0]:
                 return answered[1]
-            self._in_progress = state.key
             return None
 
     def answered(self, state: State, action: np.ndarray) -> None:

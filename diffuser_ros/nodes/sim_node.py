@@ -11,10 +11,11 @@ Modes (parameter ``mode``):
 
 * ``lockstep`` — one env step per received action, then the next state is published. The loop is
   deterministic and planning latency is hidden. Until the first action arrives, the state is
-  published again whenever a new subscriber appears; afterwards whenever no action has come for
-  ``max(state_republish_period, 3 x the slowest answer so far)``. So a planner that starts later,
-  or an action lost to DDS discovery, never stalls the loop, while a slow planner is not sent
-  the same state twice (which the planner answers with the same action without re-planning).
+  published again to a subscriber matched after it went out; afterwards whenever no action has
+  come for ``max(state_republish_period, 3 x the slowest answer so far)``. So a planner that
+  starts later, or an action lost to DDS discovery, never stalls the loop, while a planner that
+  has the state is not sent it twice: it would answer each copy (the second with the same action,
+  without re-planning), and each answer steps the loop.
 * ``realtime`` — a wall timer steps at 1/dt (125 Hz for both robots) holding the last action;
   zeros once no action has arrived for ``action_timeout``.
 
@@ -103,7 +104,7 @@ class SimNode(Node):
         # lockstep bookkeeping
         self._last_publish = time.monotonic()
         self._slowest_answer = 0.0   # longest time from a state to the action that answered it
-        self._known_subscribers = 0
+        self._subscribers_at_publish = 0  # state subscribers matched at the last publish
         self._awaiting_reset = False
         self._reset_requested_at = 0.0
         # held until the controller is engaged (and, in realtime, has sent its first action)
@@ -135,7 +136,8 @@ class SimNode(Node):
         else:
             self._step_timer = self.create_timer(KICK_PERIOD_S, self._on_kick, clock=steady)
 
-        self._publish_state()
+        if self._engaged:  # else the first state goes out when the controller is engaged
+            self._publish_state()
         self.get_logger().info(
             f"{self._env_id} ({self._mode}, dt {self._dt_ns * 1e-9:g} s, max_episode_steps "
             f"{p['max_episode_steps']}, max_episodes {self._max_episodes or 'unlimited'}, seed "
@@ -263,9 +265,11 @@ class SimNode(Node):
             if self._engaged is None:
                 self._log_holding()
             return
-        count = self._state_pub.get_subscription_count()
-        fresh_subscriber = count > self._known_subscribers and self._last_action_time is None
-        self._known_subscribers = count
+        # A subscriber matched after the last publish never got that state. One that had it is
+        # not sent it again: each copy is answered, and every answer steps the loop (an action
+        # does not say which state it answers), so a second copy would step it twice.
+        fresh_subscriber = (self._state_pub.get_subscription_count() >
+                            self._subscribers_at_publish and self._last_action_time is None)
         patience = max(self._republish_period, 3.0 * self._slowest_answer)
         if fresh_subscriber or time.monotonic() - self._last_publish >= patience:
             self._awaiting_reset = False
@@ -344,6 +348,7 @@ class SimNode(Node):
         msg = JointState(name=self._joint_names, position=qpos, velocity=qvel)
         msg.header.stamp = stamp
         self._clock_pub.publish(Clock(clock=stamp))
+        self._subscribers_at_publish = self._state_pub.get_subscription_count()
         self._state_pub.publish(msg)
         self._last_publish = time.monotonic()
 
