@@ -29,7 +29,14 @@ import numpy as np
 import torch
 
 from diffuser_ros.latency import summarize_latencies
-from diffuser_ros.planning import PRESETS, default_model_path, load_planner, model_env_id, preset
+from diffuser_ros.planning import (
+    PRESETS,
+    default_model_path,
+    load_planner,
+    model_defaults,
+    model_env_id,
+    preset,
+)
 from diffuser_ros.robots import DEFAULT_ROBOT, ROBOTS, Robot, robot_for_env
 from diffuser_ros.rollout import roll_out
 
@@ -124,7 +131,8 @@ def run(model: str | Path, devices: list[str], repeats: int, warmup: int,
         for name, compiled, speed in \
                 ([("reference", False, None)] if include_reference else []) + variants:
             planner = load_planner(model, config=preset(
-                name if name != "reference" else "quality", device=device_name, seed=0,
+                name if name != "reference" else "quality", base=model_defaults(model),
+                device=device_name, seed=0,
                 compile=compiled))
             device = planner.device
             if name == "reference":

@@ -191,6 +191,36 @@ def test_cli_requires_inputs_for_baselines(tmp_path, capsys):
     assert "no_such_model" in capsys.readouterr().err
 
 
+def test_cli_plans_with_the_models_own_settings_then_the_preset_then_the_flags(tmp_path):
+    """A model folder's planner.json defaults are the base (Walker2d's healthy-first ranking is
+    not lost to a preset that does not name it); ``--preset`` and single settings go on top."""
+    from diffuser_ros.evaluation.cli import planner_config
+    from diffuser_ros.planning import PRESETS, default_model_path, preset, save_planner
+
+    tiny = make_tiny_planner(seed=0)
+    own = tiny.config.replace(n_candidates=3, warm_start=False, prefer_healthy=True,
+                              healthy_std=2.0)
+    folder = tmp_path / "model"
+    save_planner(folder, tiny.unet, tiny.value_function, tiny.schedule.scheduler,
+                 tiny.normalizer, tiny.spec, own)
+
+    def config(model, *flags):
+        args = evaluate_cli.build_parser().parse_args(["--out", str(tmp_path), *flags])
+        return planner_config(args, model)
+
+    assert config(folder) == own.replace(seed=0)  # reproducible: seed 0 unless given
+    fast = config(folder, "--preset", "fast")
+    assert (fast.n_candidates, fast.backend) == (PRESETS["fast"]["n_candidates"], "openvino")
+    assert fast.prefer_healthy and fast.healthy_std == 2.0
+    given = config(folder, "--preset", "fast", "--prefer-healthy", "false", "--seed", "4")
+    assert not given.prefer_healthy and given.seed == 4 and given.n_candidates == fast.n_candidates
+    # The shipped models: Hopper's own settings are the realtime preset; Walker2d's are those its
+    # card reports (healthy first, no warm start).
+    assert config(default_model_path("hopper")) == preset("realtime", seed=0)
+    walker = config(default_model_path("walker2d"))
+    assert walker.prefer_healthy and walker.healthy_std == 3.0 and not walker.warm_start
+
+
 # -- CLI end to end ----------------------------------------------------------------------------
 def test_cli_end_to_end_and_resume(tiny_model_dir, tiny_dataset, tmp_path, capsys, monkeypatch):
     out = tmp_path / "eval"

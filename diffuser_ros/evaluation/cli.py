@@ -82,28 +82,38 @@ def rollout_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 
 def add_rollout_arguments(p: argparse.ArgumentParser) -> None:
     """The options the rollout CLIs (tolerance, commands) share: episodes, output, threads and
-    the planner settings (the preset, with any setting given on top)."""
-    from diffuser_ros.planning import DEFAULT_PRESET, PlannerConfig
-    from diffuser_ros.settings import add_arguments
-
+    the planner settings (the model's own, the preset's on top, then any given)."""
     p.add_argument("--max-steps", type=int, default=1000)
     add_env_argument(p)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--torch-threads", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
-    g = p.add_argument_group("planner settings (the preset, with any of these on top)")
-    g.add_argument("--preset", default=DEFAULT_PRESET)
+    add_planner_arguments(p)
+
+
+def add_planner_arguments(p: argparse.ArgumentParser, title: str = "") -> None:
+    """``--preset`` and a flag per planner setting (:func:`planner_config` reads them)."""
+    from diffuser_ros.planning import PRESETS, PlannerConfig
+    from diffuser_ros.settings import add_arguments
+
+    g = p.add_argument_group(title or "planner settings: the model's own (its planner.json "
+                             "defaults), the preset's on top, then any given here")
+    g.add_argument("--preset", choices=("",) + tuple(sorted(PRESETS)), default="",
+                   help="named settings on top of the model's own ('' (default): none, the "
+                        "settings the model was evaluated with)")
     add_arguments(g, PlannerConfig)
 
 
-def planner_config(args: argparse.Namespace):
-    """The planner settings of a run: the preset with the command-line overrides on top."""
-    from diffuser_ros.planning import PlannerConfig, preset
+def planner_config(args: argparse.Namespace, model_path: str | Path):
+    """The planner settings of a run: the model's own (its planner.json defaults, what its card
+    reports), the preset's on top, then the command-line settings. ``CheckpointError`` when the
+    model's metadata cannot be read."""
+    from diffuser_ros.planning import PlannerConfig, model_defaults, preset
     from diffuser_ros.settings import given_arguments
 
     overrides = given_arguments(args, PlannerConfig)
     overrides.setdefault("seed", 0)  # reproducible unless asked otherwise (-1 = random)
-    return preset(args.preset, **overrides)
+    return preset(args.preset, base=model_defaults(model_path), **overrides)
 
 
 def load_cli_planner(args: argparse.Namespace):
@@ -113,8 +123,8 @@ def load_cli_planner(args: argparse.Namespace):
 
     if args.torch_threads is not None:
         set_cpu_threads(args.torch_threads)
-    config = planner_config(args)
     resolve_robot(args)
+    config = planner_config(args, args.model_path)
     return load_planner(args.model_path, config=config), config, args.model_path
 
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from diffuser_ros.evaluation.cli import (
     add_env_argument,
+    add_planner_arguments,
     fingerprint,
     parse_seeds,
     planner_config,
@@ -75,9 +76,6 @@ def parse_variants(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from diffuser_ros.planning import DEFAULT_PRESET, PRESETS, PlannerConfig
-    from diffuser_ros.settings import add_arguments
-
     p = argparse.ArgumentParser(
         prog="diffuser-ros-evaluate", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,11 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--torch-threads", "--threads", dest="threads", type=int, default=None,
                    help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    g = p.add_argument_group("planner settings (guided; unguided derives from them): the preset, "
-                             "with any setting given here on top")
-    g.add_argument("--preset", choices=("",) + tuple(sorted(PRESETS)), default=DEFAULT_PRESET)
-    add_arguments(g, PlannerConfig)
-    g.add_argument("--planner-seed", dest="seed", type=int, help=argparse.SUPPRESS)  # old name
+    add_planner_arguments(p, "planner settings (guided; unguided derives from them): the "
+                          "model's own (its planner.json defaults), the preset's on top, then "
+                          "any given here")
+    p.add_argument("--planner-seed", dest="seed", type=int, help=argparse.SUPPRESS)  # old name
     b = p.add_argument_group("behaviour cloning")
     b.add_argument("--bc-steps", type=int, default=50_000)
     b.add_argument("--bc-batch-size", type=int, default=256)
@@ -166,7 +163,7 @@ class Evaluation:
         common = {"variant": variant, "env_id": a.env_id, "seeds": list(a.seeds),
                   "max_steps": a.max_steps, "chunk_size": self.chunk_size()}
         if variant in PLANNER_VARIANTS:
-            config = planner_config(a)
+            config = planner_config(a, self.model_path())
             if variant == "unguided":
                 config = unguided_config(config)
             model = self.model_path()
@@ -184,7 +181,8 @@ class Evaluation:
         if self._planner is None:
             from diffuser_ros.planning import load_planner
 
-            self._planner = load_planner(self.model_path(), config=planner_config(self.args))
+            self._planner = load_planner(self.model_path(),
+                                         config=planner_config(self.args, self.model_path()))
             env_id = self._planner.spec.env_id
             if env_id and env_id != self.args.env_id:
                 print(f"warning: the model was trained on {env_id}, evaluating on "
@@ -231,7 +229,7 @@ class Evaluation:
     def policy(self, variant: str):
         if variant in PLANNER_VARIANTS:
             planner = self.planner()
-            config = planner_config(self.args)
+            config = planner_config(self.args, self.model_path())
             planner.configure(unguided_config(config) if variant == "unguided" else config)
             return controller_policy(planner)
         if variant == "bc":
@@ -381,20 +379,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_variant and args.render_variant not in args.variants:
         parser.error("--render-variant must be one of the evaluated --variants")
     try:
-        planner_config(args)
-    except ValueError as exc:
-        parser.error(f"invalid planner settings: {exc}")
-    try:
         resolve_robot(args, "model")
     except ValueError as exc:
         parser.error(str(exc))
+    from diffuser_ros.data.d4rl_io import DatasetError
+    from diffuser_ros.planning import CheckpointError
+
+    if set(PLANNER_VARIANTS) & set(args.variants):
+        try:
+            planner_config(args, args.model)
+        except CheckpointError as exc:
+            print(f"diffuser-ros-evaluate: error: {exc}", file=sys.stderr)
+            return 1
+        except ValueError as exc:
+            parser.error(f"invalid planner settings: {exc}")
     if args.threads is not None:
         import torch
 
         torch.set_num_threads(max(1, args.threads))
-    from diffuser_ros.data.d4rl_io import DatasetError
-    from diffuser_ros.planning import CheckpointError
-
     try:
         Evaluation(args).run()
     except (CheckpointError, DatasetError, FileNotFoundError) as exc:

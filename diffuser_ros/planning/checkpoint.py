@@ -61,6 +61,31 @@ class CheckpointError(ValueError):
     """A checkpoint folder is missing a file or holds a corrupt one; the message names it."""
 
 
+def model_defaults(path: str | Path) -> PlannerConfig:
+    """The settings a planner folder was evaluated with (its planner.json ``defaults``; field
+    defaults for any it does not name): what :func:`load_planner` plans with unless given a
+    config. :class:`CheckpointError` when the folder's metadata is missing or corrupt."""
+    _check_folder(path)
+    return _defaults(read_metadata(path)[2], path)
+
+
+def _check_folder(path: str | Path) -> None:
+    """A local folder, or what can only be a Hub repo id (``owner/name``)."""
+    if Path(path).exists() and not Path(path).is_dir():
+        raise CheckpointError(f"model path {path} is a file; expected a checkpoint folder")
+    if not Path(path).exists() and (str(path).startswith((".", "/", "~")) or
+                                    str(path).count("/") != 1):
+        raise CheckpointError(f"model folder not found: {path}")
+
+
+def _defaults(meta: dict, path: str | Path) -> PlannerConfig:
+    try:
+        return PlannerConfig.from_dict(meta.get("defaults", {}))
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"corrupt default settings in {path}/planner.json: "
+                              f"{exc}") from exc
+
+
 def save_planner(path: str | Path, unet: UNet1DModel, value_function: UNet1DModel,
                  scheduler: DDPMScheduler, normalizer: GaussianNormalizer, spec: PlannerSpec,
                  defaults: PlannerConfig | None = None, extra: dict | None = None,
@@ -185,22 +210,14 @@ def load_planner(path: str | Path, config: PlannerConfig | None = None,
     statistics come from its D4RL dataset). Raises :class:`CheckpointError` naming the missing
     or corrupt file.
     """
-    if Path(path).exists() and not Path(path).is_dir():
-        raise CheckpointError(f"model path {path} is a file; expected a checkpoint folder")
-    if not Path(path).exists() and (str(path).startswith((".", "/", "~")) or
-                                    str(path).count("/") != 1):
-        raise CheckpointError(f"model folder not found: {path}")
+    _check_folder(path)
     meta: dict = {}
     if normalizer is None or spec is None:
         file_norm, file_spec, meta = read_metadata(path)
         normalizer = normalizer or file_norm
         spec = spec or file_spec
     if config is None:
-        try:
-            config = PlannerConfig.from_dict(meta.get("defaults", {}))
-        except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"corrupt default settings in {path}/planner.json: "
-                                  f"{exc}") from exc
+        config = _defaults(meta, path)
     if overrides:
         config = config.replace(**overrides)
     device = resolve_device(config.device)

@@ -17,8 +17,8 @@ from diffuser_ros.settings import check_fields, setting, settings_of
 
 @dataclass(frozen=True)
 class PlannerConfig:
-    """How the planner samples and guides. Field defaults are the paper's Hopper settings; the
-    shipped default is the :data:`DEFAULT_PRESET` on top of them."""
+    """How the planner samples and guides. Field defaults are the paper's Hopper settings; a
+    saved model carries its own (planner.json ``defaults``, :func:`preset`'s ``base``)."""
 
     n_candidates: int = setting(64, "Candidate plans sampled per decision (per robot); the best "
                                 "by value is executed.", range=(1, 65536))
@@ -138,8 +138,10 @@ PRESETS: dict[str, dict] = {
              "guide_scale": 0.1, "t_stopgrad": 2, "warm_start": True, "warm_start_steps": 4,
              "backend": "openvino"},
 }
-# What the node, the demo, the evaluator and the benchmark plan with unless told otherwise: the
-# settings the shipped model was evaluated with. Explicitly given fields win over it.
+# The node's and the demo's base settings unless told otherwise (config/<robot>.yaml adds what a
+# robot's model needs on top, e.g. Walker2d's ranking). The evaluation CLIs and the benchmark
+# start from a model's own settings instead (planner.json defaults; the shipped Hopper model's
+# are this preset). Explicitly given fields win over either.
 DEFAULT_PRESET = "realtime"
 
 
@@ -158,9 +160,12 @@ def presets_table() -> str:
     return "\n".join(preset_rows)
 
 
-def preset(name: str, **overrides) -> PlannerConfig:
-    """The named preset as a config (``''``: the field defaults), with ``overrides`` on top."""
+def preset(name: str, base: PlannerConfig | None = None, **overrides) -> PlannerConfig:
+    """The named preset (``''``: none) on ``base`` (default: the field defaults; a model's own
+    settings, :func:`~diffuser_ros.planning.model_defaults`, keep what the preset does not set,
+    e.g. a robot's ``prefer_healthy``), with ``overrides`` on top."""
     if name and name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose '' or one of {sorted(PRESETS)}")
-    return PlannerConfig(**{**PRESETS.get(name, {}), **overrides})
+    start = base.to_dict() if base is not None else {}
+    return PlannerConfig(**{**start, **PRESETS.get(name, {}), **overrides})
 
