@@ -348,8 +348,10 @@ class SimNode(Node):
         msg = JointState(name=self._joint_names, position=qpos, velocity=qvel)
         msg.header.stamp = stamp
         self._clock_pub.publish(Clock(clock=stamp))
-        self._subscribers_at_publish = self._state_pub.get_subscription_count()
         self._state_pub.publish(msg)
+        # Counted after: one matched in between is taken to have it. Wrong, that costs a
+        # state_republish_period; the other way round, a second copy (a double step).
+        self._subscribers_at_publish = self._state_pub.get_subscription_count()
         self._last_publish = time.monotonic()
 
     def _emit(self, stats: dict) -> None:
