@@ -122,6 +122,7 @@ def run(model: str | Path, devices: list[str], repeats: int, warmup: int,
     # States of the robot the model was trained on.
     robot = robot_for_env(model_env_id(model)) or DEFAULT_ROBOT
     observations = replay_observations(warmup + repeats, robot=robot)
+    own = model_defaults(model)  # the presets go on the model's own settings
     for device_name in devices:
         variants = [(name, False, None) for name in presets]
         if compile_:
@@ -131,9 +132,8 @@ def run(model: str | Path, devices: list[str], repeats: int, warmup: int,
         for name, compiled, speed in \
                 ([("reference", False, None)] if include_reference else []) + variants:
             planner = load_planner(model, config=preset(
-                name if name != "reference" else "quality", base=model_defaults(model),
-                device=device_name, seed=0,
-                compile=compiled))
+                name if name != "reference" else "quality", base=own, device=device_name,
+                seed=0, compile=compiled))
             device = planner.device
             if name == "reference":
                 pipe = reference_pipeline(planner)

@@ -143,12 +143,19 @@ class Evaluation:
         self.out: Path = args.out
         self.results_path = self.out / RESULTS_FILE
         self._planner = None
+        self._planner_config = None
         self._bc = None
         self._fingerprints: dict[str, str] = {}
 
     # -- settings used to decide whether a stored variant is still valid --------------------
     def model_path(self) -> str:
         return self.args.model  # resolve_robot filled it in
+
+    def guided_config(self):
+        """The guided variant's settings (the model's own with the flags on top), read once."""
+        if self._planner_config is None:
+            self._planner_config = planner_config(self.args, self.model_path())
+        return self._planner_config
 
     def _fp(self, path) -> str:
         key = str(path)
@@ -163,7 +170,7 @@ class Evaluation:
         common = {"variant": variant, "env_id": a.env_id, "seeds": list(a.seeds),
                   "max_steps": a.max_steps, "chunk_size": self.chunk_size()}
         if variant in PLANNER_VARIANTS:
-            config = planner_config(a, self.model_path())
+            config = self.guided_config()
             if variant == "unguided":
                 config = unguided_config(config)
             model = self.model_path()
@@ -181,8 +188,7 @@ class Evaluation:
         if self._planner is None:
             from diffuser_ros.planning import load_planner
 
-            self._planner = load_planner(self.model_path(),
-                                         config=planner_config(self.args, self.model_path()))
+            self._planner = load_planner(self.model_path(), config=self.guided_config())
             env_id = self._planner.spec.env_id
             if env_id and env_id != self.args.env_id:
                 print(f"warning: the model was trained on {env_id}, evaluating on "
@@ -229,7 +235,7 @@ class Evaluation:
     def policy(self, variant: str):
         if variant in PLANNER_VARIANTS:
             planner = self.planner()
-            config = planner_config(self.args, self.model_path())
+            config = self.guided_config()
             planner.configure(unguided_config(config) if variant == "unguided" else config)
             return controller_policy(planner)
         if variant == "bc":
